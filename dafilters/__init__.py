@@ -1,0 +1,23 @@
+"""dafilters: classical and learned data-assimilation filters compared on equal terms.
+
+The three nouns: an :class:`HMM` (dynamics, observations, prior, time sequence), a
+:class:`Filter`, and :class:`Experiments` that run filters on HMMs over seeds and tabulate them.
+"""
+
+from .experiments import Experiments, Results
+from .filters import Climatology, Context, EnKF, Filter, KalmanFilter, OptInterp
+from .gaussian import Covariance, GaussRV
+from .hmm import HMM, Chronology, Dynamics, GaussPrior, LinearDynamics, Observation, Prior
+from .observations import ArctanObs, FunctionObs, IdentityObs, LinearObs, PartialObs
+from .stats import Diverged, Gaussian, Stats
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "HMM", "Chronology", "Dynamics", "LinearDynamics", "Observation", "Prior", "GaussPrior",
+    "Covariance", "GaussRV",
+    "LinearObs", "PartialObs", "IdentityObs", "FunctionObs", "ArctanObs",
+    "Filter", "Context", "Climatology", "OptInterp", "KalmanFilter", "EnKF",
+    "Stats", "Gaussian", "Diverged",
+    "Experiments", "Results",
+]

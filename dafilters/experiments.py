@@ -1,0 +1,303 @@
+"""Experiments: run filters on HMMs over seeds, save each run as it finishes, tabulate.
+
+>>> xps = Experiments(HMM, [EnKF("Sqrt", N=10, infl=1.02), EnKF("PertObs", N=10)],
+...                   seeds=range(4), save_to="results/l63").run()
+>>> print(xps.table())
+
+Every filter sees the same truth and observations for a given (HMM, seed): the twin experiment is
+simulated once per pair. A run that crashes is recorded with its error, one that diverges is
+recorded as diverged; the rest of the table still runs. With ``save_to``, each run is written
+(atomically) as soon as it finishes, and a re-run loads finished runs instead of repeating them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import sys
+import tempfile
+import traceback
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tabulate import tabulate
+from tqdm.auto import tqdm
+
+from .filters.base import Filter
+from .hmm import HMM
+from .stats import METRICS
+
+__all__ = ["Experiments", "Results", "run_key", "format_uq"]
+
+#: Time averages reported for every run (each with its ``.ci``).
+AVERAGES = tuple(f"{m}.{fa}" for fa in "af" for m in METRICS)
+
+
+def run_key(hmm: HMM, flt: Filter, seed: int) -> str:
+    """A stable file name for one (HMM, filter setting, seed) run."""
+    text = f"{hmm.fingerprint()}|{flt.name}|{seed}"
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write through a temporary file in the same folder, then rename over ``path``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating,)):
+        return float(v)
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    return v
+
+
+def run_one(hmm: HMM, flt: Filter, seed: int, xx: np.ndarray, yy, progress: bool = False,
+            ) -> tuple[dict, dict[str, np.ndarray]]:
+    """Run one filter on one twin experiment; never raises for a failing filter.
+
+    Returns the record (a flat dict: settings, status, time averages, timing) and the per-cycle
+    series (``{"rmse.a": (Ko+1,), ...}``).
+    """
+    record: dict[str, Any] = {
+        "hmm": hmm.name, "filter": type(flt).__name__, "name": flt.name, "params": flt.params(),
+        "seed": int(seed), "status": "ok", "error": None, "diverged_at": None,
+        "n_cycles": hmm.tseq.Ko + 1,
+    }
+    series: dict[str, np.ndarray] = {}
+    try:
+        stats = flt.assimilate(hmm, xx, yy, seed=seed, progress=progress)
+    except Exception as err:  # a crashing filter is recorded, and the table goes on
+        record["status"] = "error"
+        record["error"] = f"{type(err).__name__}: {err}"
+        record["traceback"] = traceback.format_exc(limit=-4)
+        record.update({name: np.nan for name in AVERAGES})
+        record.update({name + ".ci": np.nan for name in AVERAGES})
+        record["s_per_cycle"] = np.nan
+        return record, series
+    if stats.diverged:
+        record["status"] = "diverged"
+        record["diverged_at"] = stats.diverged_at
+        record["error"] = stats.error
+    record.update(stats.averages())
+    record["s_per_cycle"] = stats.s_per_cycle
+    record["wall_s"] = stats.wall_s
+    if stats.rank_hist is not None:
+        record["rank_hist.a"] = stats.rank_hist["a"].tolist()
+        record["rank_hist.f"] = stats.rank_hist["f"].tolist()
+    series = dict(stats.series)
+    return record, series
+
+
+class Experiments:
+    """A list of (HMM, filter, seed) runs.
+
+    Args:
+        hmm: one HMM or a sequence of HMMs.
+        filters: one filter or a sequence (see :meth:`grid` for cartesian products).
+        seeds: the experiment seeds; each seeds the truth, the observations and the filter's stream.
+        save_to: a folder; each run is saved there as it finishes, and runs already there are
+            loaded instead of repeated.
+    """
+
+    def __init__(self, hmm: HMM | Sequence[HMM], filters: Filter | Sequence[Filter],
+                 seeds: Iterable[int] = (0,), save_to: str | os.PathLike | None = None):
+        self.hmms = [hmm] if isinstance(hmm, HMM) else list(hmm)
+        self.filters = [filters] if isinstance(filters, Filter) else list(filters)
+        for f in self.filters:
+            if not isinstance(f, Filter):
+                raise TypeError(f"not a Filter: {f!r}")
+        for h in self.hmms:
+            if not isinstance(h, HMM):
+                raise TypeError(f"not an HMM: {h!r}")
+        self.seeds = [int(s) for s in seeds]
+        if not (self.hmms and self.filters and self.seeds):
+            raise ValueError("Experiments needs at least one HMM, one filter and one seed")
+        self.save_to = Path(save_to) if save_to is not None else None
+
+    @staticmethod
+    def grid(cls: type[Filter], **params) -> list[Filter]:
+        """The cartesian product of settings: list-like values are dimensions, others fixed.
+
+        >>> Experiments.grid(EnKF, upd_a="Sqrt", N=[10, 20], infl=[1.0, 1.02])  # 4 filters
+        """
+        dims = {k: list(v) for k, v in params.items()
+                if isinstance(v, (list, tuple, range, np.ndarray))}
+        fixed = {k: v for k, v in params.items() if k not in dims}
+        return [cls(**fixed, **dict(zip(dims, values)))
+                for values in itertools.product(*dims.values())]
+
+    def __len__(self) -> int:
+        return len(self.hmms) * len(self.filters) * len(self.seeds)
+
+    def run(self, progress: bool | None = None) -> Results:
+        """Run every (HMM, filter, seed) and return the :class:`Results`.
+
+        Args:
+            progress: progress bars (over runs, and over cycles of each run); ``None`` shows them
+                on a terminal only.
+        """
+        if self.save_to is not None:
+            self.save_to.mkdir(parents=True, exist_ok=True)
+        records = []
+        show = sys.stderr.isatty() if progress is None else bool(progress)
+        bar = tqdm(total=len(self), desc="experiments", disable=not show, unit="run")
+        for hmm in self.hmms:
+            for seed in self.seeds:
+                twin = None
+                for flt in self.filters:
+                    bar.set_postfix_str(f"{hmm.name} {flt.name} seed={seed}", refresh=False)
+                    record = self._load(hmm, flt, seed)
+                    if record is None:
+                        if twin is None:
+                            twin = hmm.simulate(seed)
+                        record, series = run_one(hmm, flt, seed, *twin,
+                                                 progress=show)
+                        self._save(hmm, flt, seed, record, series)
+                        if record["status"] != "ok":
+                            tqdm.write(f"[dafilters] {record['name']} seed={seed}: "
+                                       f"{record['status']} ({record['error']})", file=sys.stderr)
+                    records.append(record)
+                    bar.update()
+        bar.close()
+        return Results(records)
+
+    def _path(self, hmm: HMM, flt: Filter, seed: int) -> Path | None:
+        return None if self.save_to is None else self.save_to / f"{run_key(hmm, flt, seed)}.json"
+
+    def _load(self, hmm: HMM, flt: Filter, seed: int) -> dict | None:
+        path = self._path(hmm, flt, seed)
+        if path is None or not path.exists():
+            return None
+        record = json.loads(path.read_text())
+        return None if record.get("status") == "error" else record  # errors are retried
+
+    def _save(self, hmm: HMM, flt: Filter, seed: int, record: dict, series: dict) -> None:
+        path = self._path(hmm, flt, seed)
+        if path is None:
+            return
+        if series:
+            _atomic_write(path.with_suffix(".npz"), lambda f: np.savez_compressed(f, **series))
+        text = json.dumps(_jsonable(record), indent=1).encode()
+        _atomic_write(path, lambda f: f.write(text))
+
+
+def format_uq(mu: float, ci: float) -> str:
+    """``0.1823, 0.0031 -> '0.182 ± 0.003'``: decimals set by the first significant digit of ci."""
+    if not np.isfinite(mu):
+        return "nan"
+    if not np.isfinite(ci) or ci <= 0:
+        return f"{mu:.4g}"
+    decimals = int(min(6, max(0, -np.floor(np.log10(ci)))))
+    return f"{mu:.{decimals}f} ± {ci:.{decimals}f}"
+
+
+class Results:
+    """The records of an experiment list: one dict per (HMM, filter, seed) run."""
+
+    def __init__(self, records: list[dict]):
+        self.records = records
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike) -> Results:
+        """Read every run saved in ``folder`` (by ``Experiments(..., save_to=folder)``)."""
+        paths = sorted(Path(folder).glob("*.json"), key=lambda p: p.stat().st_mtime)
+        if not paths:
+            raise FileNotFoundError(f"no saved runs in {folder}")
+        return cls([json.loads(p.read_text()) for p in paths])
+
+    def runs(self) -> pd.DataFrame:
+        """One row per run (settings expanded into columns)."""
+        rows = []
+        for r in self.records:
+            row = {k: v for k, v in r.items() if k not in ("params", "traceback")
+                   and not k.startswith("rank_hist")}
+            row.update(r["params"])
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def param_names(self) -> list[str]:
+        names: list[str] = []
+        for r in self.records:
+            names += [k for k in r["params"] if k not in names]
+        return names
+
+    def frame(self) -> pd.DataFrame:
+        """One row per (HMM, filter setting), averaged over the seeds that ran to the end.
+
+        Columns: ``hmm, filter, <hyper-parameters>, rmse.a, rmse.a.ci, spread.a, ..., rmse.f,
+        s_per_cycle, seeds, ok, diverged, failed, status``. The ``.ci`` of a mean over ``n`` seeds
+        is ``sqrt(sum ci_i^2) / n``.
+        """
+        runs = self.runs()
+        rows = []
+        for (hmm, name), g in runs.groupby(["hmm", "name"], sort=False):
+            ok = g[g["status"] == "ok"]
+            row = {"hmm": hmm, "filter": g["filter"].iloc[0]}
+            first = next(r for r in self.records if r["hmm"] == hmm and r["name"] == name)
+            row.update(first["params"])
+            for m in AVERAGES:
+                row[m] = ok[m].mean() if len(ok) else np.nan
+                row[m + ".ci"] = (np.sqrt(np.sum(ok[m + ".ci"] ** 2)) / len(ok)
+                                  if len(ok) else np.nan)
+            row["s_per_cycle"] = ok["s_per_cycle"].mean() if len(ok) else np.nan
+            n_div = int((g["status"] == "diverged").sum())
+            n_err = int((g["status"] == "error").sum())
+            row.update(seeds=len(g), ok=len(ok), diverged=n_div, failed=n_err)
+            row["status"] = _status(len(g), n_div, n_err)
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def table(self, metrics: Sequence[str] = ("rmse.a", "spread.a", "crps.a", "rmse.f"),
+              print_it: bool = True, tablefmt: str = "simple") -> str:
+        """A comparison table per HMM: settings, ``metric ± ci``, ms per cycle and status."""
+        df = self.frame()
+        params = self.param_names()
+        out = []
+        for hmm, g in df.groupby("hmm", sort=False):
+            used = [p for p in params if g[p].notna().any()] if params else []
+            rows = []
+            for _, r in g.iterrows():
+                row = [r["filter"]] + ["" if _isnan(r[p]) else r[p] for p in used]
+                row += [format_uq(r[m], r[m + ".ci"]) for m in metrics]
+                row += [f"{1e3 * r['s_per_cycle']:.3g}", f"{r['ok']}/{r['seeds']}", r["status"]]
+                rows.append(row)
+            head = ["filter"] + used + list(metrics) + ["ms/cycle", "seeds ok", "status"]
+            out.append(f"{hmm}\n" + tabulate(rows, head, tablefmt=tablefmt, disable_numparse=True))
+        text = "\n\n".join(out)
+        if print_it:
+            print(text)
+        return text
+
+    def __repr__(self) -> str:
+        return f"Results({len(self.records)} runs)"
+
+
+def _isnan(v: Any) -> bool:
+    return isinstance(v, float) and np.isnan(v)
+
+
+def _status(n: int, n_div: int, n_err: int) -> str:
+    if not (n_div or n_err):
+        return "ok"
+    parts = [f"{n_div}/{n} diverged"] * bool(n_div) + [f"{n_err}/{n} failed"] * bool(n_err)
+    return ", ".join(parts)

@@ -1,0 +1,7 @@
+"""Filters: one :class:`Filter` interface for classical and learned methods."""
+
+from .base import Context, Filter
+from .baseline import Climatology, KalmanFilter, OptInterp
+from .enkf import EnKF
+
+__all__ = ["Filter", "Context", "Climatology", "OptInterp", "KalmanFilter", "EnKF"]

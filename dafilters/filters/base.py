@@ -1,0 +1,169 @@
+"""The :class:`Filter` base class: one driver loop for every method.
+
+A filter is a dataclass whose fields are its hyper-parameters. It implements a few hooks, and
+:meth:`Filter.assimilate` runs them in the same loop for every method::
+
+    state = initialize(ctx)
+    for ko, k in enumerate(kko):                 # observation times
+        state = forecast(state, ctx, k_prev, k)  # model steps k_prev -> k
+        stats.assess(ko, "f", estimate(state))
+        state = analysis(state, yy[ko], ko, ctx)
+        stats.assess(ko, "a", estimate(state))
+
+``state`` is whatever the method carries: an ensemble ``(N, Nx)`` for ensemble filters, a
+:class:`~dafilters.stats.Gaussian` for the Kalman filter, or a richer object (``estimate`` then
+extracts an ensemble or a Gaussian from it). Filters never compute metrics themselves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+from tqdm.auto import tqdm
+
+from ..hmm import HMM, streams
+from ..stats import Diverged, Gaussian, Stats
+
+__all__ = ["Filter", "Context", "check_inputs", "check_ensemble_size"]
+
+#: Below this state size, linear algebra runs on one BLAS thread (threads cost more than they save).
+SMALL_NX = 2000
+
+
+@dataclass
+class Context:
+    """What a filter's hooks may use during one run: the HMM, the filter's random stream, the seed,
+    and a scratch ``cache`` for per-run data (a static covariance, a warm-started network)."""
+
+    hmm: HMM
+    rng: np.random.Generator
+    seed: int
+    cache: dict = dataclasses.field(default_factory=dict)
+
+
+def check_inputs(hmm: HMM, xx: np.ndarray, yy) -> None:
+    """Raise a ``ValueError`` naming the problem if ``xx`` or ``yy`` do not fit ``hmm``."""
+    tseq = hmm.tseq
+    xx = np.asarray(xx)
+    if xx.shape != (tseq.K + 1, hmm.Nx):
+        raise ValueError(f"truth xx has shape {xx.shape}, expected (K+1, Nx) = "
+                         f"({tseq.K + 1}, {hmm.Nx})")
+    if len(yy) != tseq.Ko + 1:
+        raise ValueError(f"yy holds {len(yy)} observations, expected Ko+1 = {tseq.Ko + 1}")
+    if isinstance(yy, np.ndarray) and yy.dtype.kind not in "fiu":
+        raise TypeError(f"observations yy must be numeric, got dtype {yy.dtype}")
+    for ko in range(tseq.Ko + 1):
+        y = np.asarray(yy[ko])
+        Ny = hmm.obs.Ny(ko)
+        if y.shape != (Ny,):
+            raise ValueError(f"observation yy[{ko}] has shape {y.shape}, expected ({Ny},)")
+        if not np.all(np.isfinite(y)):
+            raise ValueError(f"observation yy[{ko}] contains NaN or inf; remove missing values "
+                             "from the observation operator's index set instead")
+
+
+def check_ensemble_size(N: int) -> None:
+    """Ensembles need at least 2 members (anomalies and spread are undefined otherwise)."""
+    if not isinstance(N, (int, np.integer)) or N < 2:
+        raise ValueError(f"ensemble size N must be an integer >= 2, got N={N!r}")
+
+
+@dataclass
+class Filter:
+    """Base class of all filters. Subclasses are dataclasses; their fields are hyper-parameters.
+
+    Hooks to implement: :meth:`initialize`, :meth:`analysis`; optionally :meth:`forecast`
+    (default: propagate an ensemble with the model and its noise) and :meth:`estimate`.
+    """
+
+    #: Hook for learned filters: fields listed here are settings, not table columns.
+    non_hyper: ClassVar[tuple[str, ...]] = ()
+
+    # -- hooks ---------------------------------------------------------------------------------
+    def initialize(self, ctx: Context) -> Any:
+        """The state at time 0 (e.g. an ensemble drawn from the prior)."""
+        raise NotImplementedError
+
+    def forecast(self, state: Any, ctx: Context, k0: int, k1: int) -> Any:
+        """Advance the state from model step ``k0`` to ``k1``. Default: an ensemble ``(N, Nx)``
+        is stepped by the dynamics, with model noise, one step at a time."""
+        dyn, tt, dt = ctx.hmm.dyn, ctx.hmm.tseq.tt, ctx.hmm.tseq.dt
+        for k in range(k0, k1):
+            state = dyn.forecast(state, tt[k], dt, ctx.rng)
+        return state
+
+    def analysis(self, state: Any, y: np.ndarray, ko: int, ctx: Context) -> Any:
+        """Assimilate observation ``y`` ``(Ny,)`` at observation time ``ko``."""
+        raise NotImplementedError
+
+    def estimate(self, state: Any) -> np.ndarray | Gaussian:
+        """The ensemble ``(N, Nx)`` or Gaussian that the statistics are computed from."""
+        return state
+
+    # -- description ---------------------------------------------------------------------------
+    @property
+    def ensemble_size(self) -> int | None:
+        """``N`` for ensemble filters (sets the rank-histogram size), else ``None``."""
+        return getattr(self, "N", None)
+
+    def params(self) -> dict[str, Any]:
+        """The hyper-parameters (the table columns)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name not in self.non_hyper}
+
+    @property
+    def name(self) -> str:
+        """Class name and hyper-parameters, e.g. ``EnKF(upd_a='Sqrt', N=10, infl=1.02)``."""
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{type(self).__name__}({args})"
+
+    # -- the driver ----------------------------------------------------------------------------
+    def assimilate(self, hmm: HMM, xx: np.ndarray, yy, seed: int = 0, progress: bool = False,
+                   keep: tuple[str, ...] = ()) -> Stats:
+        """Run the filter on a twin experiment and return its :class:`~dafilters.stats.Stats`.
+
+        Args:
+            hmm: the model. xx: truth ``(K+1, Nx)``. yy: observations ``(Ko+1, Ny)``.
+            seed: seeds the filter's own random stream (the one :func:`~dafilters.hmm.streams`
+                derives for filters from the experiment seed).
+            progress: show a progress bar over observation cycles.
+            keep: extra series to keep in the stats (``"mean"``, ``"cov"``).
+
+        A run that diverges returns normally with ``stats.diverged`` set.
+        """
+        check_inputs(hmm, xx, yy)
+        tseq = hmm.tseq
+        ctx = Context(hmm=hmm, rng=streams(seed)[2], seed=seed)
+        stats = Stats(np.asarray(xx), tseq.kko, tseq.masko, self.ensemble_size, keep)
+        nobs = tseq.Ko + 1
+        bar = tqdm(total=nobs, desc=self.name, disable=not progress, leave=False, mininterval=0.5)
+        every = max(1, nobs // 100)
+        threads = 1 if hmm.Nx <= SMALL_NX else None
+        start = time.perf_counter()
+        with threadpool_limits(limits=threads), np.errstate(over="ignore", invalid="ignore"):
+            ko = k = 0
+            try:
+                state = self.initialize(ctx)
+                for ko, kobs in enumerate(tseq.kko):
+                    state = self.forecast(state, ctx, k, kobs)
+                    stats.assess(ko, "f", self.estimate(state))
+                    state = self.analysis(state, yy[ko], ko, ctx)
+                    stats.assess(ko, "a", self.estimate(state))
+                    k = kobs
+                    if ko % every == 0:
+                        bar.update(min(every, nobs - bar.n))
+            except Diverged:
+                pass
+            except (np.linalg.LinAlgError, FloatingPointError) as err:
+                stats.diverged_at = ko
+                stats.error = f"{type(err).__name__}: {err}"
+            finally:
+                bar.close()
+        stats.wall_s = time.perf_counter() - start
+        stats.s_per_cycle = stats.wall_s / nobs
+        return stats

@@ -1,0 +1,324 @@
+"""The hidden Markov model (HMM): dynamics, observations, prior and time sequence.
+
+A twin experiment draws a truth trajectory from the prior and the (stochastic) dynamics,
+
+.. math::
+    x_0 \\sim p(x_0), \\qquad x_{k} = \\mathcal{M}(x_{k-1}, t_{k-1}, dt) + \\sqrt{dt}\\, q_k,
+    \\quad q_k \\sim N(0, Q),
+
+and observes it at the observation steps ``k = kko[ko]``,
+
+.. math::
+    y_{ko} = \\mathcal{H}_{ko}(x_{kko[ko]}) + r_{ko}, \\qquad r_{ko} \\sim N(0, R_{ko}).
+
+Shapes: states ``(Nx,)``, ensembles ``(N, Nx)``, truth ``xx`` ``(K+1, Nx)``, observations ``yy``
+``(Ko+1, Ny)`` (a list of 1-D arrays if the observation size changes with ``ko``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from .gaussian import Covariance, GaussRV
+
+__all__ = ["Chronology", "Dynamics", "LinearDynamics", "Observation", "Prior", "GaussPrior", "HMM", "streams"]
+
+
+def streams(seed: int) -> tuple[np.random.Generator, np.random.Generator, np.random.Generator]:
+    """Independent random streams (truth, observations, filter) derived from one seed.
+
+    The filter's stream never depends on how the truth was drawn, so every filter in a table sees
+    the same truth and observations and its own reproducible randomness.
+    """
+    return tuple(np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
+
+
+class Chronology:
+    """Model time steps and observation times.
+
+    Regular observations: ``Chronology(dt, dko=..., Ko=...)`` (or ``T=`` or ``K=`` instead of
+    ``Ko``) observes at steps ``kko = dko * (1, 2, ..., Ko+1)``, as in DAPPER: no observation at
+    ``t = 0``, ``K = dko * (Ko + 1)`` model steps in all. Irregular observations: pass the
+    observation steps ``kko`` (strictly increasing integers >= 1) or times ``tto`` (multiples of
+    ``dt``) instead of ``dko``.
+
+    Args:
+        dt: model step.
+        dko: model steps between observations.
+        Ko: index of the last observation (there are ``Ko + 1`` of them).
+        T: final time (alternative to ``Ko``); ``K``: number of model steps (alternative too).
+        BurnIn: time before which statistics are not averaged.
+        kko, tto: explicit observation steps or times.
+    """
+
+    def __init__(self, dt: float, dko: int | None = None, Ko: int | None = None,
+                 T: float | None = None, K: int | None = None, BurnIn: float = 0.0,
+                 kko: Sequence[int] | None = None, tto: Sequence[float] | None = None):
+        if not dt > 0:
+            raise ValueError(f"dt must be positive, got {dt}")
+        self._args = dict(dt=dt, dko=dko, Ko=Ko, T=T, K=K, BurnIn=BurnIn, kko=kko, tto=tto)
+        self.dt = float(dt)
+        self.BurnIn = float(BurnIn)
+        if tto is not None:
+            if kko is not None:
+                raise ValueError("give kko or tto, not both")
+            steps = np.asarray(tto, dtype=float) / dt
+            kko = np.rint(steps).astype(int)
+            if not np.allclose(steps, kko, atol=1e-6):
+                raise ValueError("observation times tto must be multiples of dt")
+        if kko is not None:
+            if dko is not None or Ko is not None:
+                raise ValueError("give either explicit kko/tto or dko with Ko/T/K, not both")
+            kko = np.asarray(kko, dtype=int)
+            if kko.ndim != 1 or len(kko) == 0 or kko[0] < 1 or np.any(np.diff(kko) <= 0):
+                raise ValueError("kko must be a non-empty, strictly increasing sequence of steps >= 1")
+            self.kko = kko
+            self.K = int(K if K is not None else kko[-1])
+            if self.K < kko[-1]:
+                raise ValueError(f"K={self.K} is before the last observation step {kko[-1]}")
+            self.dko = None
+        else:
+            if dko is None or int(dko) < 1:
+                raise ValueError("regular observations need dko >= 1 (or pass kko/tto)")
+            self.dko = int(dko)
+            given = [a is not None for a in (Ko, T, K)]
+            if sum(given) != 1:
+                raise ValueError("give exactly one of Ko, T, K")
+            if T is not None:
+                K = int(round(T / dt))
+            if K is not None:
+                Ko = K // self.dko - 1
+            if Ko < 0:
+                raise ValueError("the time sequence holds no observation")
+            self.kko = self.dko * (1 + np.arange(int(Ko) + 1))
+            self.K = int(self.kko[-1]) if K is None else int(K)
+        self.Ko = len(self.kko) - 1
+        self.tt = self.dt * np.arange(self.K + 1)
+        self.tto = self.tt[self.kko]
+        self.T = float(self.tt[-1])
+        #: Observation times whose statistics enter the time averages (after burn-in).
+        self.masko = self.tto > self.BurnIn
+        if not self.masko.any():
+            raise ValueError(f"BurnIn={BurnIn} leaves no observation time to average over")
+
+    def copy(self, **changes) -> Chronology:
+        """A new chronology with some arguments changed, e.g. ``tseq.copy(Ko=5000)``.
+
+        Changing one of ``Ko``, ``T``, ``K`` drops the other two.
+        """
+        args = dict(self._args)
+        if {"Ko", "T", "K"} & changes.keys():
+            args.update(Ko=None, T=None, K=None)
+        if {"kko", "tto"} & changes.keys():
+            args.update(kko=None, tto=None, dko=None, Ko=None, T=None)
+        args.update(changes)
+        return Chronology(**args)
+
+    def __repr__(self) -> str:
+        if self.dko is not None:
+            return (f"Chronology(dt={self.dt:g}, dko={self.dko}, Ko={self.Ko}, "
+                    f"BurnIn={self.BurnIn:g})")
+        return f"Chronology(dt={self.dt:g}, irregular, Ko={self.Ko}, K={self.K}, BurnIn={self.BurnIn:g})"
+
+    def fingerprint(self) -> str:
+        """A string that identifies the time sequence (for result caching)."""
+        head = f"dt={self.dt!r},K={self.K},BurnIn={self.BurnIn!r}"
+        if self.dko is not None:
+            return f"{head},dko={self.dko}"
+        return f"{head},kko={hash(self.kko.tobytes())}"
+
+
+class Dynamics:
+    """Model dynamics ``x_k = M(x_{k-1}, t, dt) + sqrt(dt) q``, ``q ~ N(0, Q)``.
+
+    Subclass and override :meth:`step` (and :meth:`linear` where known), or pass the callables.
+
+    Args:
+        Nx: state size.
+        model: ``model(E, t, dt) -> E``, acting on ensembles ``(N, Nx)`` (and single states).
+        noise: model-noise covariance ``Q`` per unit time (scalar, ``(Nx,)`` or ``(Nx, Nx)``);
+            ``None`` or ``0`` for deterministic dynamics.
+        linear: ``linear(x, t, dt) -> (Nx, Nx)``, the Jacobian of one step (Kalman filter, EKF).
+    """
+
+    def __init__(self, Nx: int, model: Callable | None = None, noise=None,
+                 linear: Callable | None = None):
+        self.Nx = int(Nx)
+        self._model = model
+        self._linear = linear
+        if noise is None or (np.isscalar(noise) and noise == 0):
+            self.noise: Covariance | None = None
+        else:
+            self.noise = Covariance(noise, self.Nx)
+
+    def step(self, E: np.ndarray, t: float, dt: float) -> np.ndarray:
+        """The deterministic part of one step, ``(N, Nx) -> (N, Nx)``."""
+        if self._model is None:
+            raise NotImplementedError(f"{type(self).__name__} defines no step()")
+        return self._model(E, t, dt)
+
+    def linear(self, x: np.ndarray, t: float, dt: float) -> np.ndarray:
+        """Jacobian ``dM/dx`` at ``x``, shape ``(Nx, Nx)``."""
+        if self._linear is None:
+            raise NotImplementedError(f"{type(self).__name__} has no linearisation (linear=...)")
+        return self._linear(x, t, dt)
+
+    def forecast(self, E: np.ndarray, t: float, dt: float, rng: np.random.Generator) -> np.ndarray:
+        """One stochastic step of an ensemble ``(N, Nx)``: ``step`` plus ``sqrt(dt) N(0, Q)``."""
+        E = self.step(E, t, dt)
+        if self.noise is not None:
+            E = E + np.sqrt(dt) * self.noise.sample(E.shape[0], rng)
+        return E
+
+
+class LinearDynamics(Dynamics):
+    """Linear dynamics ``x_k = M x_{k-1} + sqrt(dt) q`` with a fixed matrix ``M`` ``(Nx, Nx)``
+    per model step."""
+
+    def __init__(self, M: np.ndarray, noise=None):
+        self.M = np.atleast_2d(np.asarray(M, dtype=float))
+        super().__init__(self.M.shape[0], noise=noise)
+
+    def step(self, E: np.ndarray, t: float, dt: float) -> np.ndarray:
+        return E @ self.M.T
+
+    def linear(self, x: np.ndarray, t: float, dt: float) -> np.ndarray:
+        return self.M
+
+
+class Observation:
+    """Observation operator, noise and (optionally) locations; everything may depend on ``ko``.
+
+    Subclasses implement :meth:`h` and :meth:`Ny`, and :meth:`noise`; :meth:`linear` where the
+    Jacobian is known (needed by the Kalman filter and OptInterp).
+    """
+
+    def Ny(self, ko: int) -> int:
+        """Number of observations at observation time ``ko``."""
+        raise NotImplementedError
+
+    def h(self, E: np.ndarray, ko: int) -> np.ndarray:
+        """Observation operator on an ensemble ``(N, Nx) -> (N, Ny)``."""
+        raise NotImplementedError
+
+    def noise(self, ko: int) -> Covariance:
+        """Observation-error covariance ``R_ko``."""
+        raise NotImplementedError
+
+    def linear(self, x: np.ndarray, ko: int) -> np.ndarray:
+        """Jacobian ``dH/dx`` at ``x``, shape ``(Ny, Nx)``."""
+        raise NotImplementedError(f"{type(self).__name__} has no linearisation")
+
+    def __call__(self, E: np.ndarray, ko: int) -> np.ndarray:
+        E = np.asarray(E)
+        if E.ndim == 1:
+            return self.h(E[None], ko)[0]
+        return self.h(E, ko)
+
+    def sample(self, x: np.ndarray, ko: int, rng: np.random.Generator) -> np.ndarray:
+        """A noisy observation ``y = h(x) + r`` of one state ``x`` ``(Nx,)``."""
+        return self(x, ko) + self.noise(ko).sample(1, rng)[0]
+
+    def loglik(self, y: np.ndarray, E: np.ndarray, ko: int) -> np.ndarray:
+        """Gaussian log-likelihood ``log p(y | x_n)`` for each member, shape ``(N,)``."""
+        R = self.noise(ko)
+        d = y - self.h(E, ko)
+        return -0.5 * (R.mahalanobis2(d) + R.logdet + len(y) * np.log(2 * np.pi))
+
+
+class Prior:
+    """Distribution of the initial state ``x_0``."""
+
+    Nx: int
+
+    def sample(self, N: int, rng: np.random.Generator) -> np.ndarray:
+        """``N`` draws, shape ``(N, Nx)``."""
+        raise NotImplementedError
+
+    @property
+    def mean(self) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__} has no closed-form mean")
+
+    @property
+    def cov(self) -> Covariance:
+        raise NotImplementedError(f"{type(self).__name__} has no closed-form covariance")
+
+
+class GaussPrior(Prior):
+    """Gaussian prior ``N(mu, C)``; ``mu`` of shape ``(Nx,)``, ``C`` as for :class:`Covariance`."""
+
+    def __init__(self, mu, C=1.0, Nx: int | None = None):
+        self.rv = GaussRV(mu, C, Nx)
+        self.Nx = self.rv.M
+
+    def sample(self, N: int, rng: np.random.Generator) -> np.ndarray:
+        return self.rv.sample(N, rng)
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self.rv.mu
+
+    @property
+    def cov(self) -> Covariance:
+        return self.rv.C
+
+
+@dataclasses.dataclass
+class HMM:
+    """A hidden Markov model for twin experiments.
+
+    Args:
+        dyn: the dynamics. obs: the observations. tseq: the time sequence. prior: ``p(x_0)``.
+        name: a short name (e.g. ``"Lorenz96.sakov2008"``) shown in tables and used for caching.
+    """
+
+    dyn: Dynamics
+    obs: Observation
+    tseq: Chronology
+    prior: Prior
+    name: str = "HMM"
+
+    def __post_init__(self):
+        if self.prior.Nx != self.dyn.Nx:
+            raise ValueError(f"prior has size {self.prior.Nx} but the dynamics have Nx={self.dyn.Nx}")
+
+    @property
+    def Nx(self) -> int:
+        return self.dyn.Nx
+
+    def replace(self, **changes) -> HMM:
+        """A copy with some parts changed. ``tseq`` may be a dict of changes to the chronology,
+        e.g. ``hmm.replace(tseq=dict(Ko=5000))``."""
+        if isinstance(changes.get("tseq"), dict):
+            changes["tseq"] = self.tseq.copy(**changes["tseq"])
+        return dataclasses.replace(self, **changes)
+
+    def fingerprint(self) -> str:
+        """Identifies the experiment setting (for result caching)."""
+        return f"{self.name}|Nx={self.Nx}|{self.tseq.fingerprint()}"
+
+    def simulate(self, seed: int = 0) -> tuple[np.ndarray, np.ndarray | list[np.ndarray]]:
+        """Truth ``xx`` ``(K+1, Nx)`` and observations ``yy`` ``(Ko+1, Ny)`` of a twin experiment.
+
+        ``yy`` is a list of 1-D arrays if the observation size varies with ``ko``.
+        """
+        rng_x, rng_y, _ = streams(seed)
+        tseq = self.tseq
+        xx = np.empty((tseq.K + 1, self.Nx))
+        x = self.prior.sample(1, rng_x)
+        xx[0] = x[0]
+        for k in range(1, tseq.K + 1):
+            x = self.dyn.forecast(x, tseq.tt[k - 1], tseq.dt, rng_x)
+            xx[k] = x[0]
+        if not np.all(np.isfinite(xx)):
+            raise FloatingPointError(f"{self.name}: the truth trajectory is not finite")
+        yy = [self.obs.sample(xx[k], ko, rng_y) for ko, k in enumerate(tseq.kko)]
+        if len({len(y) for y in yy}) == 1:
+            yy = np.array(yy)
+        return xx, yy
+
+    def __repr__(self) -> str:
+        return f"HMM({self.name!r}, Nx={self.Nx}, {self.tseq!r})"

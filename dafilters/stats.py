@@ -1,0 +1,203 @@
+r"""Statistics of a filter run: the same code for every method.
+
+At each observation time ``ko`` the driver hands the forecast (``f``) and analysis (``a``) estimate
+to :meth:`Stats.assess`. For an ensemble ``E`` ``(N, Nx)`` with mean :math:`\bar x` and truth ``x``:
+
+.. math::
+    \mathrm{rmse} = \sqrt{\tfrac{1}{N_x}\sum_i (\bar x_i - x_i)^2}, \qquad
+    \mathrm{spread} = \sqrt{\tfrac{1}{N_x}\sum_i \hat\sigma_i^2}\ \ (\text{ddof}=1),
+
+    \mathrm{crps} = \tfrac{1}{N_x}\sum_i \Big[\tfrac1N\sum_n |E_{ni} - x_i|
+        - \tfrac{1}{2N^2}\sum_{n,m} |E_{ni} - E_{mi}|\Big],
+
+computed from the sorted members in ``O(N log N)`` per component, and the rank of the truth among
+the members (rank histogram, ``N + 1`` bins). A Gaussian estimate ``(mu, P)`` uses the closed-form
+CRPS of a normal distribution. Time averages skip the burn-in and carry a standard error corrected
+for autocorrelation by an AR(1) fit (see :func:`mean_with_ci`). A non-finite or exploding RMSE stops
+the run with :class:`Diverged`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import erf
+
+__all__ = [
+    "Gaussian", "Diverged", "Stats", "ensemble_metrics", "gaussian_metrics", "mean_with_ci",
+    "METRICS",
+]
+
+#: Per-cycle metrics, each stored for the forecast (``.f``) and analysis (``.a``).
+METRICS = ("rmse", "spread", "crps")
+
+
+@dataclass
+class Gaussian:
+    """A Gaussian estimate ``N(mu, P)``: ``mu`` ``(Nx,)``, ``P`` ``(Nx, Nx)`` or variances ``(Nx,)``."""
+
+    mu: np.ndarray
+    P: np.ndarray
+
+    @property
+    def var(self) -> np.ndarray:
+        return self.P if self.P.ndim == 1 else np.diag(self.P)
+
+
+class Diverged(ArithmeticError):
+    """Raised when a run's error becomes non-finite or explodes."""
+
+
+def ensemble_metrics(E: np.ndarray, x: np.ndarray) -> tuple[float, float, float, np.ndarray]:
+    """RMSE, spread and CRPS of an ensemble ``E`` ``(N, Nx)`` against the truth ``x`` ``(Nx,)``,
+    and the rank of ``x_i`` among the members for each component (``(Nx,)``, values ``0..N``)."""
+    N = E.shape[0]
+    mu = E.mean(axis=0)
+    err = mu - x
+    rmse = np.sqrt(np.mean(err * err))
+    A = E - mu
+    spread = np.sqrt(np.sum(A * A) / ((N - 1) * E.shape[1]))
+    Es = np.sort(E, axis=0)
+    weights = (2 * np.arange(1, N + 1) - N - 1) / N**2
+    crps = np.mean(np.abs(E - x)) - np.mean(weights @ Es)
+    ranks = np.sum(Es < x, axis=0)
+    return float(rmse), float(spread), float(crps), ranks
+
+
+_SQRT_PI = np.sqrt(np.pi)
+_SQRT2 = np.sqrt(2.0)
+
+
+def gaussian_metrics(mu: np.ndarray, var: np.ndarray, x: np.ndarray) -> tuple[float, float, float]:
+    r"""RMSE, spread and CRPS of ``N(mu, diag(var))`` against ``x`` (all ``(Nx,)``).
+
+    CRPS of :math:`N(\mu, \sigma^2)` at ``x``: :math:`\sigma[z(2\Phi(z) - 1) + 2\varphi(z) -
+    1/\sqrt\pi]`, :math:`z = (x - \mu)/\sigma`, averaged over components.
+    """
+    err = mu - x
+    rmse = np.sqrt(np.mean(err * err))
+    spread = np.sqrt(np.mean(var))
+    sig = np.sqrt(np.maximum(var, 1e-300))
+    z = -err / sig
+    crps = sig * (z * erf(z / _SQRT2) + 2 * np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi) - 1 / _SQRT_PI)
+    return float(rmse), float(spread), float(np.mean(crps))
+
+
+def ar1_coefficient(x: np.ndarray, nlags: int = 4) -> float:
+    """Lag-one autocorrelation of an AR(1) process fitted to the autocovariances of ``x``.
+
+    The fit is the geometric mean of the ratios ``acov[l] / acov[l-1]``, ``l = 1..nlags``, cut at the
+    first non-positive autocovariance.
+    """
+    n = len(x)
+    d = x - x.mean()
+    acov = np.array([d[: n - lag] @ d[lag:] / (n - lag) for lag in range(min(nlags, n - 1) + 1)])
+    nonpos = np.flatnonzero(acov <= 0)
+    acov = acov[: nonpos[0]] if len(nonpos) else acov
+    if len(acov) < 2:
+        return 0.0
+    return float(np.exp(np.mean(np.log(acov[1:] / acov[:-1]))))
+
+
+def mean_with_ci(x: np.ndarray) -> tuple[float, float]:
+    r"""Mean of a time series and its standard error corrected for autocorrelation.
+
+    For an AR(1) series with lag-one correlation ``a`` (from :func:`ar1_coefficient`),
+
+    .. math::
+        \mathrm{Var}(\bar x) = \frac{\gamma_0}{n}\Big[1 + \frac2n \sum_{k=1}^{n-1}(n-k)a^k\Big]
+        = \frac{\gamma_0}{n}\Big[1 + \frac2n\,\frac{(n-1)a - na^2 + a^{n+1}}{(1-a)^2}\Big].
+
+    Returns ``(mean, ci)`` with ``ci`` one standard error (the ``±`` of the tables); ``ci`` is NaN
+    for fewer than 6 points.
+    """
+    x = np.asarray(x, dtype=float)
+    n = len(x)
+    mu = float(np.mean(x)) if n else np.nan
+    if n <= 5 or not np.isfinite(mu):
+        return mu, np.nan
+    gamma0 = float(np.var(x))
+    if gamma0 <= 1e-300:
+        return mu, 0.0
+    a = min(ar1_coefficient(x), 1 - 1e-9)
+    c = ((n - 1) * a - n * a**2 + a ** (n + 1)) / (1 - a) ** 2
+    return mu, float(np.sqrt(gamma0 / n * (1 + 2 / n * c)))
+
+
+class Stats:
+    """Per-cycle statistics of one run, and their time averages.
+
+    Args:
+        xx: the truth ``(K+1, Nx)``.
+        kko: observation steps ``(Ko+1,)``; ``masko``: which of them enter the time averages.
+        N: ensemble size (for the rank histogram), or ``None`` for Gaussian (non-ensemble) filters.
+        keep: extra series to keep: ``"mean"`` (``(Ko+1, Nx)`` means) and/or ``"cov"``
+            (``(Ko+1, Nx, Nx)`` covariances, small ``Nx`` only).
+        blowup: an RMSE above ``blowup * (rms(xx) + 1)`` counts as divergence.
+    """
+
+    def __init__(self, xx: np.ndarray, kko: np.ndarray, masko: np.ndarray, N: int | None = None,
+                 keep: tuple[str, ...] = (), blowup: float = 100.0):
+        self.xx, self.kko, self.masko, self.N = xx, kko, masko, N
+        nobs = len(kko)
+        self.series = {f"{m}.{fa}": np.full(nobs, np.nan) for m in METRICS for fa in "fa"}
+        self.rank_hist = {fa: np.zeros(N + 1, dtype=np.int64) for fa in "fa"} if N else None
+        self.keep = {}
+        for what in keep:
+            if what not in ("mean", "cov"):
+                raise ValueError(f"unknown series to keep: {what!r} (use 'mean' or 'cov')")
+            shape = (nobs, xx.shape[1]) if what == "mean" else (nobs, xx.shape[1], xx.shape[1])
+            for fa in "fa":
+                self.keep[f"{what}.{fa}"] = np.full(shape, np.nan)
+        self.threshold = blowup * (np.sqrt(np.mean(xx * xx)) + 1)
+        self.diverged_at: int | None = None
+        self.error: str | None = None
+        self.wall_s = self.s_per_cycle = np.nan
+
+    def assess(self, ko: int, fa: str, estimate: np.ndarray | Gaussian) -> None:
+        """Record the metrics of an ensemble ``(N, Nx)`` or :class:`Gaussian` at time ``ko``."""
+        x = self.xx[self.kko[ko]]
+        if isinstance(estimate, Gaussian):
+            rmse, spread, crps = gaussian_metrics(estimate.mu, estimate.var, x)
+        else:
+            rmse, spread, crps, ranks = ensemble_metrics(estimate, x)
+            if self.rank_hist is not None and self.masko[ko] and np.isfinite(rmse):
+                self.rank_hist[fa] += np.bincount(ranks, minlength=self.N + 1)
+        s = self.series
+        s["rmse." + fa][ko], s["spread." + fa][ko], s["crps." + fa][ko] = rmse, spread, crps
+        if self.keep:
+            self._keep(ko, fa, estimate)
+        if not (rmse < self.threshold):  # also catches NaN
+            self.diverged_at = ko
+            raise Diverged(f"diverged at ko={ko} ({fa}): rmse={rmse:.3g}")
+
+    def _keep(self, ko: int, fa: str, estimate) -> None:
+        if isinstance(estimate, Gaussian):
+            mu = estimate.mu
+            P = estimate.P if estimate.P.ndim == 2 else np.diag(estimate.P)
+        else:
+            mu = estimate.mean(axis=0)
+            P = np.cov(estimate, rowvar=False, ddof=1) if f"cov.{fa}" in self.keep else None
+        if f"mean.{fa}" in self.keep:
+            self.keep[f"mean.{fa}"][ko] = mu
+        if f"cov.{fa}" in self.keep:
+            self.keep[f"cov.{fa}"][ko] = P
+
+    @property
+    def diverged(self) -> bool:
+        return self.diverged_at is not None
+
+    def averages(self) -> dict[str, float]:
+        """Time averages after burn-in: ``{"rmse.a": .., "rmse.a.ci": .., ...}``.
+
+        A diverged run has NaN averages (it is recorded as diverged, not averaged).
+        """
+        out: dict[str, float] = {}
+        for name, series in self.series.items():
+            if self.diverged:
+                mu, ci = np.nan, np.nan
+            else:
+                mu, ci = mean_with_ci(series[self.masko])
+            out[name], out[name + ".ci"] = mu, ci
+        return out

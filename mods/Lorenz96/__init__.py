@@ -1,0 +1,61 @@
+r"""The Lorenz (1996) model on a periodic ring of ``Nx`` variables.
+
+.. math::  \dot x_i = (x_{i+1} - x_{i-2})\, x_{i-1} - x_i + F,
+
+any ``Nx >= 4`` and forcing ``F`` (8 by default). States ``(..., Nx)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dafilters.hmm import Dynamics
+from dafilters.integrators import rk4, rk4_jacobian
+
+Force = 8.0
+
+
+def x0(Nx: int) -> np.ndarray:
+    """The initial point used by DAPPER's settings: zeros with ``x[0] = 1``."""
+    x = np.zeros(Nx)
+    x[0] = 1.0
+    return x
+
+
+def tendency(x: np.ndarray, F: float = Force) -> np.ndarray:
+    """Tendency for states ``(..., Nx)`` (periodic indexing along the last axis)."""
+    return (np.roll(x, -1, axis=-1) - np.roll(x, 2, axis=-1)) * np.roll(x, 1, axis=-1) - x + F
+
+
+def jacobian(x: np.ndarray) -> np.ndarray:
+    """Jacobian of :func:`tendency` at one state ``(Nx,)``, shape ``(Nx, Nx)``."""
+    Nx = len(x)
+    i = np.arange(Nx)
+    J = -np.eye(Nx)
+    J[i, (i - 1) % Nx] += x[(i + 1) % Nx] - x[(i - 2) % Nx]
+    J[i, (i + 1) % Nx] += x[(i - 1) % Nx]
+    J[i, (i - 2) % Nx] -= x[(i - 1) % Nx]
+    return J
+
+
+class Lorenz96(Dynamics):
+    """Lorenz-96 dynamics of size ``Nx`` with forcing ``F``, integrated by RK4.
+
+    Args:
+        Nx: number of variables. F: forcing. noise: model noise covariance per unit time.
+    """
+
+    def __init__(self, Nx: int = 40, F: float = Force, noise=None):
+        if Nx < 4:
+            raise ValueError(f"Lorenz96 needs Nx >= 4, got {Nx}")
+        super().__init__(Nx, noise=noise)
+        self.F = float(F)
+
+    def dxdt(self, x: np.ndarray, t: float = 0.0) -> np.ndarray:
+        return tendency(x, self.F)
+
+    def step(self, E: np.ndarray, t: float, dt: float) -> np.ndarray:
+        return rk4(self.dxdt, E, t, dt)
+
+    def linear(self, x: np.ndarray, t: float, dt: float) -> np.ndarray:
+        return rk4_jacobian(self.dxdt, jacobian, x, t, dt)
