@@ -205,7 +205,7 @@ def format_uq(mu: float, ci: float) -> str:
     """``0.1823, 0.0031 -> '0.182 ± 0.003'``: decimals set by the first significant digit of ci."""
     if not np.isfinite(mu):
         return "nan"
-    if not np.isfinite(ci) or ci <= 0:
+    if not np.isfinite(ci) or ci <= 1e-9 * max(abs(mu), 1e-300):
         return f"{mu:.4g}"
     decimals = int(min(6, max(0, -np.floor(np.log10(ci)))))
     return f"{mu:.{decimals}f} ± {ci:.{decimals}f}"
@@ -265,7 +265,10 @@ class Results:
             row.update(seeds=len(g), ok=len(ok), diverged=n_div, failed=n_err)
             row["status"] = _status(len(g), n_div, n_err)
             rows.append(row)
-        return pd.DataFrame(rows)
+        df = pd.DataFrame(rows)
+        for p in self.param_names():  # keep ints as ints and absent settings as None
+            df[p] = pd.Series([row.get(p) for row in rows], dtype=object)
+        return df
 
     def table(self, metrics: Sequence[str] = ("rmse.a", "spread.a", "crps.a", "rmse.f"),
               print_it: bool = True, tablefmt: str = "simple") -> str:
@@ -274,10 +277,10 @@ class Results:
         params = self.param_names()
         out = []
         for hmm, g in df.groupby("hmm", sort=False):
-            used = [p for p in params if g[p].notna().any()] if params else []
+            used = [p for p in params if g[p].notna().any()]
             rows = []
             for _, r in g.iterrows():
-                row = [r["filter"]] + ["" if _isnan(r[p]) else r[p] for p in used]
+                row = [r["filter"]] + ["" if r[p] is None else r[p] for p in used]
                 row += [format_uq(r[m], r[m + ".ci"]) for m in metrics]
                 row += [f"{1e3 * r['s_per_cycle']:.3g}", f"{r['ok']}/{r['seeds']}", r["status"]]
                 rows.append(row)
@@ -290,10 +293,6 @@ class Results:
 
     def __repr__(self) -> str:
         return f"Results({len(self.records)} runs)"
-
-
-def _isnan(v: Any) -> bool:
-    return isinstance(v, float) and np.isnan(v)
 
 
 def _status(n: int, n_div: int, n_err: int) -> str:

@@ -26,7 +26,7 @@ from scipy.special import erf
 
 __all__ = [
     "Gaussian", "Diverged", "Stats", "ensemble_metrics", "gaussian_metrics", "mean_with_ci",
-    "METRICS",
+    "METRICS", "agrees",
 ]
 
 #: Per-cycle metrics, each stored for the forecast (``.f``) and analysis (``.a``).
@@ -201,3 +201,9 @@ class Stats:
                 mu, ci = mean_with_ci(series[self.masko])
             out[name], out[name + ".ci"] = mu, ci
         return out
+
+
+def agrees(mu: float, ci: float, ref: float, ref_ci: float, sigmas: float = 2.0) -> bool:
+    """Whether two time averages ``mu ± ci`` and ``ref ± ref_ci`` (standard errors) agree within
+    ``sigmas`` combined standard errors: ``|mu - ref| <= sigmas * sqrt(ci^2 + ref_ci^2)``."""
+    return bool(abs(mu - ref) <= sigmas * np.hypot(ci, ref_ci))

@@ -82,12 +82,16 @@ def pertobs_update(E: np.ndarray, Eo: np.ndarray, y: np.ndarray, R: Covariance,
         E^a_n = E_n + K (y - D_n - h(E_n)), \qquad K = A^T Y C^{-1},\quad
         C = Y^T Y + (N-1)R,
 
-    with perturbations :math:`D_n \sim N(0, R)`, centred so that they do not shift the mean.
+    with perturbations :math:`D_n \sim N(0, R)`, centred so that they do not shift the mean and
+    rescaled by :math:`\sqrt{N/(N-1)}` so that centring does not shrink their expected covariance
+    below ``R`` (as DAPPER does).
 
     Args: as :func:`sqrt_update`, and the random stream ``rng``.
     """
-    D = R.sample(E.shape[0], rng)
+    N = E.shape[0]
+    D = R.sample(N, rng)
     D -= D.mean(axis=0)
+    D *= np.sqrt(N / (N - 1))
     A = E - E.mean(axis=0)
     Y = Eo - Eo.mean(axis=0)
     d, V, YRi = ensemble_gain_factor(Y, R)

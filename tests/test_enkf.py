@@ -1,0 +1,121 @@
+import numpy as np
+import pytest
+
+import dafilters as daf
+from dafilters.filters.baseline import kalman_update
+from dafilters.filters.enkf import (
+    denkf_update,
+    pertobs_update,
+    post_process,
+    random_rotation,
+    sqrt_update,
+)
+from dafilters.gaussian import Covariance
+from mods import LinearGauss
+
+
+def setup_problem(rng, N=8, Nx=5, Ny=3, full_R=False):
+    E = rng.standard_normal((N, Nx)) + 2
+    H = rng.standard_normal((Ny, Nx))
+    Rfull = np.array([[1.0, 0.3, 0], [0.3, 1, 0.2], [0, 0.2, 1]])
+    Rm = Rfull if full_R else np.diag([0.5, 1.0, 2.0][:Ny])
+    y = rng.standard_normal(Ny)
+    return E, H, Covariance(Rm), y
+
+
+def ens_kalman(E, H, R, y):
+    """The Kalman analysis of the ensemble's own mean and covariance."""
+    mu, P = E.mean(0), np.cov(E.T, ddof=1)
+    return kalman_update(mu, P, y - H @ mu, H, R.full)
+
+
+@pytest.mark.parametrize("full_R", [False, True])
+def test_sqrt_update_is_exact_kalman(rng, full_R):
+    E, H, R, y = setup_problem(rng, full_R=full_R)
+    Ea = sqrt_update(E, E @ H.T, y, R)
+    mu, P = ens_kalman(E, H, R, y)
+    np.testing.assert_allclose(Ea.mean(0), mu, atol=1e-10)
+    np.testing.assert_allclose(np.cov(Ea.T, ddof=1), P, atol=1e-10)
+
+
+def test_denkf_mean_is_kalman_and_cov_approximate(rng):
+    E, H, R, y = setup_problem(rng)
+    Ea = denkf_update(E, E @ H.T, y, R)
+    mu, P = ens_kalman(E, H, R, y)
+    np.testing.assert_allclose(Ea.mean(0), mu, atol=1e-10)
+    # DEnKF: Pa = (I - KH) P (I - KH/2)^T... close to, and not below, the Kalman covariance
+    assert np.trace(np.cov(Ea.T)) >= np.trace(P) - 1e-10
+
+
+def test_pertobs_mean_unbiased(rng):
+    E, H, R, y = setup_problem(rng, N=20)
+    mu, _ = ens_kalman(E, H, R, y)
+    means = [pertobs_update(E, E @ H.T, y, R, rng).mean(0) for _ in range(2)]
+    for m in means:  # centred perturbations: the mean update is exactly Kalman's
+        np.testing.assert_allclose(m, mu, atol=1e-10)
+
+
+def test_random_rotation(rng):
+    Om = random_rotation(6, rng)
+    np.testing.assert_allclose(Om @ Om.T, np.eye(6), atol=1e-12)
+    np.testing.assert_allclose(Om @ np.ones(6), np.ones(6), atol=1e-12)
+    assert not np.allclose(Om, np.eye(6))
+
+
+def test_post_process(rng):
+    E = rng.standard_normal((6, 4))
+    out = post_process(E, 1.1, True, rng)
+    np.testing.assert_allclose(out.mean(0), E.mean(0), atol=1e-12)
+    np.testing.assert_allclose(np.cov(out.T), 1.21 * np.cov(E.T), atol=1e-12)
+    assert post_process(E, 1.0, False, rng) is E
+
+
+@pytest.mark.parametrize("upd_a", ["Sqrt", "PertObs"])
+def test_large_ensemble_matches_kalman_filter(upd_a):
+    """With N = 500 the EnKF's analysis mean and covariance are those of the exact KF up to
+    sampling error (O(1/sqrt(N)) of the KF standard deviation)."""
+    hmm = LinearGauss.build(Ko=300)
+    xx, yy = hmm.simulate(seed=1)
+    kf = daf.KalmanFilter().assimilate(hmm, xx, yy, keep=("mean", "cov"))
+    en = daf.EnKF(upd_a, N=500).assimilate(hmm, xx, yy, seed=1, keep=("mean", "cov"))
+    mask = hmm.tseq.masko
+    sd = np.sqrt(np.diagonal(kf.keep["cov.a"], axis1=1, axis2=2))[mask]
+    z = (en.keep["mean.a"][mask] - kf.keep["mean.a"][mask]) / sd
+    tol = 3.0 if upd_a == "PertObs" else 2.0  # PertObs adds observation-perturbation noise
+    assert np.sqrt(np.mean(z**2)) < tol / np.sqrt(500) * 3  # RMS of standardised mean errors
+    rel = np.linalg.norm(en.keep["cov.a"][mask] - kf.keep["cov.a"][mask], axis=(1, 2)) / np.linalg.norm(
+        kf.keep["cov.a"][mask], axis=(1, 2))
+    assert np.mean(rel) < 0.12
+    # and a small ensemble is visibly worse: the test can fail
+    small = daf.EnKF(upd_a, N=5).assimilate(hmm, xx, yy, seed=1, keep=("mean",))
+    z5 = (small.keep["mean.a"][mask] - kf.keep["mean.a"][mask]) / sd
+    assert np.sqrt(np.mean(z5**2)) > 2 * np.sqrt(np.mean(z**2))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(upd_a="Serial"), "unknown EnKF update"),
+    (dict(N=1), "N must be an integer >= 2"),
+    (dict(N=2.5), "N must be an integer"),
+    (dict(infl=0.0), "inflation must be positive"),
+])
+def test_bad_settings(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        daf.EnKF(**kwargs)
+
+
+def test_bad_observations_are_named():
+    hmm = LinearGauss.build(Ko=20)
+    xx, yy = hmm.simulate(0)
+    enkf = daf.EnKF("Sqrt", N=10)
+    with pytest.raises(ValueError, match=r"yy\[0\] has shape \(4,\), expected \(3,\)"):
+        enkf.assimilate(hmm, xx, np.hstack([yy, yy[:, :1]]))
+    bad = yy.copy()
+    bad[7, 1] = np.nan
+    with pytest.raises(ValueError, match=r"yy\[7\] contains NaN"):
+        enkf.assimilate(hmm, xx, bad)
+    with pytest.raises(ValueError, match="yy holds 20 observations, expected Ko\\+1 = 21"):
+        enkf.assimilate(hmm, xx, yy[:-1])
+    with pytest.raises(ValueError, match="truth xx has shape"):
+        enkf.assimilate(hmm, xx[:-1], yy)
+    with pytest.raises(TypeError, match="numeric"):
+        enkf.assimilate(hmm, xx, yy.astype(str))
