@@ -10,6 +10,7 @@ from .gaussian import Covariance, GaussRV
 from .hmm import HMM, Chronology, Dynamics, GaussPrior, LinearDynamics, Observation, Prior
 from .observations import ArctanObs, FunctionObs, IdentityObs, LinearObs, PartialObs
 from .stats import Diverged, Gaussian, Stats
+from .tuning import Tuned, TuneResult, tune
 
 __version__ = "0.1.0"
 
@@ -20,4 +21,5 @@ __all__ = [
     "Filter", "Context", "Climatology", "OptInterp", "KalmanFilter", "EnKF",
     "Stats", "Gaussian", "Diverged",
     "Experiments", "Results",
+    "tune", "Tuned", "TuneResult",
 ]

@@ -12,9 +12,11 @@ recorded as diverged; the rest of the table still runs. With ``save_to``, each r
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
+import multiprocessing
 import os
 import sys
 import tempfile
@@ -26,11 +28,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from tabulate import tabulate
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from .filters.base import Filter
 from .hmm import HMM
 from .stats import METRICS
+from .tuning import Tuned
 
 __all__ = ["Experiments", "Results", "run_key", "format_uq"]
 
@@ -108,23 +112,57 @@ def run_one(hmm: HMM, flt: Filter, seed: int, xx: np.ndarray, yy, progress: bool
     return record, series
 
 
+_TWINS: dict[tuple[str, int], tuple] = {}
+
+
+def _twin(hmm: HMM, seed: int) -> tuple:
+    """The twin experiment of (hmm, seed), simulated once per process (a small cache)."""
+    key = (hmm.fingerprint(), seed)
+    if key not in _TWINS:
+        if len(_TWINS) >= 4:
+            _TWINS.pop(next(iter(_TWINS)))
+        _TWINS[key] = hmm.simulate(seed)
+    return _TWINS[key]
+
+
+def _execute(task: tuple[HMM, Filter, int, bool]) -> tuple[dict, dict]:
+    """Run one task in this process."""
+    hmm, flt, seed, progress = task
+    return run_one(hmm, flt, seed, *_twin(hmm, seed), progress=progress)
+
+
+def _execute_in_worker(task: tuple[HMM, Filter, int, bool]) -> tuple[dict, dict]:
+    """Run one task in a pool or MPI worker: one BLAS thread per worker."""
+    with threadpool_limits(limits=1):
+        return _execute(task)
+
+
+_FORKED: list[tuple] = []
+
+
+def _execute_forked(index: int) -> tuple[dict, dict]:
+    """Pool worker: the tasks were left in memory before the fork (nothing to pickle but the index)."""
+    return _execute_in_worker(_FORKED[index])
+
+
 class Experiments:
     """A list of (HMM, filter, seed) runs.
 
     Args:
         hmm: one HMM or a sequence of HMMs.
-        filters: one filter or a sequence (see :meth:`grid` for cartesian products).
+        filters: filters (see :meth:`grid` for cartesian products), or :class:`~dafilters.Tuned`
+            entries, which are tuned on their own seeds before they run on ``seeds``.
         seeds: the experiment seeds; each seeds the truth, the observations and the filter's stream.
         save_to: a folder; each run is saved there as it finishes, and runs already there are
-            loaded instead of repeated.
+            loaded instead of repeated (tuned settings too).
     """
 
-    def __init__(self, hmm: HMM | Sequence[HMM], filters: Filter | Sequence[Filter],
+    def __init__(self, hmm: HMM | Sequence[HMM], filters: Filter | Tuned | Sequence[Filter | Tuned],
                  seeds: Iterable[int] = (0,), save_to: str | os.PathLike | None = None):
         self.hmms = [hmm] if isinstance(hmm, HMM) else list(hmm)
-        self.filters = [filters] if isinstance(filters, Filter) else list(filters)
+        self.filters = [filters] if isinstance(filters, (Filter, Tuned)) else list(filters)
         for f in self.filters:
-            if not isinstance(f, Filter):
+            if not isinstance(f, (Filter, Tuned)):
                 raise TypeError(f"not a Filter: {f!r}")
         for h in self.hmms:
             if not isinstance(h, HMM):
@@ -132,6 +170,10 @@ class Experiments:
         self.seeds = [int(s) for s in seeds]
         if not (self.hmms and self.filters and self.seeds):
             raise ValueError("Experiments needs at least one HMM, one filter and one seed")
+        for t in self.filters:
+            if isinstance(t, Tuned) and set(t.tune_seeds) & set(self.seeds):
+                raise ValueError(f"{t.name}: tuning seeds {sorted(set(t.tune_seeds) & set(self.seeds))} "
+                                 "are also evaluation seeds; tables never score on tuning seeds")
         self.save_to = Path(save_to) if save_to is not None else None
 
     @staticmethod
@@ -149,37 +191,87 @@ class Experiments:
     def __len__(self) -> int:
         return len(self.hmms) * len(self.filters) * len(self.seeds)
 
-    def run(self, progress: bool | None = None) -> Results:
+    def run(self, progress: bool | None = None, workers: int = 1, backend: str = "processes") -> Results:
         """Run every (HMM, filter, seed) and return the :class:`Results`.
 
         Args:
-            progress: progress bars (over runs, and over cycles of each run); ``None`` shows them
-                on a terminal only.
+            progress: progress bars (over runs, and over the cycles of each serial run); ``None``
+                shows them on a terminal only.
+            workers: parallel runs. ``backend="processes"`` uses a pool of forked processes on this
+                machine (one BLAS thread each); ``backend="mpi"`` uses ``mpi4py.futures`` (launch
+                with ``mpiexec -n K python -m mpi4py.futures script.py``; ``workers`` is then the
+                pool size requested from MPI). Results are identical to a serial run.
         """
+        if backend not in ("processes", "mpi"):
+            raise ValueError(f"unknown backend {backend!r}; use 'processes' or 'mpi'")
         if self.save_to is not None:
             self.save_to.mkdir(parents=True, exist_ok=True)
-        records = []
         show = sys.stderr.isatty() if progress is None else bool(progress)
-        bar = tqdm(total=len(self), desc="experiments", disable=not show, unit="run")
-        for hmm in self.hmms:
-            for seed in self.seeds:
-                twin = None
-                for flt in self.filters:
-                    bar.set_postfix_str(f"{hmm.name} {flt.name} seed={seed}", refresh=False)
-                    record = self._load(hmm, flt, seed)
-                    if record is None:
-                        if twin is None:
-                            twin = hmm.simulate(seed)
-                        record, series = run_one(hmm, flt, seed, *twin,
-                                                 progress=show)
-                        self._save(hmm, flt, seed, record, series)
-                        if record["status"] != "ok":
-                            tqdm.write(f"[dafilters] {record['name']} seed={seed}: "
-                                       f"{record['status']} ({record['error']})", file=sys.stderr)
-                    records.append(record)
-                    bar.update()
+        plan = [(hmm, flt, extra) for hmm in self.hmms for flt, extra in self._settings(hmm, show)]
+        tasks = [(hmm, flt, seed, extra) for hmm, flt, extra in plan for seed in self.seeds]
+        tasks.sort(key=lambda t: (self.hmms.index(t[0]), t[2]))  # same (hmm, seed) together
+        records: list[dict | None] = [self._load(hmm, flt, seed) for hmm, flt, seed, _ in tasks]
+        todo = [i for i, r in enumerate(records) if r is None]
+        bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc="experiments",
+                   disable=not show, unit="run")
+        inner = show and workers == 1 and backend == "processes"
+        jobs = [(tasks[i][0], tasks[i][1], tasks[i][2], inner) for i in todo]
+        for i, (record, series) in zip(todo, self._map(jobs, workers, backend)):
+            hmm, flt, seed, extra = tasks[i]
+            record.update(extra)
+            self._save(hmm, flt, seed, record, series)
+            if record["status"] != "ok":
+                tqdm.write(f"[dafilters] {record['name']} seed={seed}: {record['status']} "
+                           f"({record['error']})", file=sys.stderr)
+            records[i] = record
+            bar.set_postfix_str(f"{hmm.name} {flt.name} seed={seed}", refresh=False)
+            bar.update()
         bar.close()
         return Results(records)
+
+    def _map(self, jobs: list[tuple], workers: int, backend: str):
+        """Yield ``(record, series)`` for each job, in order."""
+        if backend == "mpi":
+            from mpi4py.futures import MPIPoolExecutor
+
+            with MPIPoolExecutor(max_workers=workers if workers > 1 else None) as pool:
+                yield from pool.map(_execute_in_worker, jobs)
+        elif workers > 1 and len(jobs) > 1:
+            _FORKED[:] = jobs
+            try:
+                ctx = multiprocessing.get_context("fork")
+                with ctx.Pool(min(workers, len(jobs))) as pool:
+                    yield from pool.imap(_execute_forked, range(len(jobs)))
+            finally:
+                _FORKED.clear()
+        else:
+            yield from map(_execute, jobs)
+
+    def _settings(self, hmm: HMM, progress: bool) -> list[tuple[Filter, dict]]:
+        """The filter settings to run on ``hmm``: tuned entries are tuned (or reloaded) first."""
+        out = []
+        for entry in self.filters:
+            if isinstance(entry, Filter):
+                out.append((entry, {}))
+                continue
+            key = hashlib.sha1(f"{hmm.fingerprint()}|{entry.name}|{list(entry.tune_seeds)}"
+                               f"|{entry.space}|{entry.metric}".encode()).hexdigest()[:16]
+            path = None if self.save_to is None else self.save_to / f"tuned-{key}.json"
+            if path is not None and path.exists():
+                saved = json.loads(path.read_text())
+                flt = dataclasses.replace(entry.filter, **saved["params"])
+                value = saved["value"]
+            else:
+                if progress:
+                    tqdm.write(f"[dafilters] tuning {entry.name} on {hmm.name}", file=sys.stderr)
+                result = entry.tune(hmm)
+                flt, value = result.filter, result.value
+                if path is not None:
+                    text = json.dumps(_jsonable({"params": result.params, "value": value})).encode()
+                    _atomic_write(path, lambda f, text=text: f.write(text))
+            out.append((flt, {"tuned": True, "tune_seeds": list(entry.tune_seeds),
+                              "n_trials": entry.n_trials, "tune_value": value}))
+        return out
 
     def _path(self, hmm: HMM, flt: Filter, seed: int) -> Path | None:
         return None if self.save_to is None else self.save_to / f"{run_key(hmm, flt, seed)}.json"
@@ -252,8 +344,8 @@ class Results:
         rows = []
         for (hmm, name), g in runs.groupby(["hmm", "name"], sort=False):
             ok = g[g["status"] == "ok"]
-            row = {"hmm": hmm, "filter": g["filter"].iloc[0]}
             first = next(r for r in self.records if r["hmm"] == hmm and r["name"] == name)
+            row = {"hmm": hmm, "filter": g["filter"].iloc[0], "tuned": bool(first.get("tuned", False))}
             row.update(first["params"])
             for m in AVERAGES:
                 row[m] = ok[m].mean() if len(ok) else np.nan
@@ -270,17 +362,40 @@ class Results:
             df[p] = pd.Series([row.get(p) for row in rows], dtype=object)
         return df
 
-    def table(self, metrics: Sequence[str] = ("rmse.a", "spread.a", "crps.a", "rmse.f"),
-              print_it: bool = True, tablefmt: str = "simple") -> str:
-        """A comparison table per HMM: settings, ``metric ± ci``, ms per cycle and status."""
+    def best(self, over: str | Sequence[str], metric: str = "rmse.a") -> pd.DataFrame:
+        """The best setting over some dimensions (like DAPPER's "optim" view of a grid search).
+
+        For each combination of the *other* settings (HMM, filter class and hyper-parameters not in
+        ``over``), keep the row of :meth:`frame` with the lowest ``metric`` among rows that ran.
+
+        >>> results.best(over=["infl", "loc_rad"])  # best inflation and radius for each N
+        """
+        over = [over] if isinstance(over, str) else list(over)
         df = self.frame()
+        missing = [d for d in over if d not in df.columns]
+        if missing:
+            raise ValueError(f"no such setting(s) {missing}; settings: {self.param_names()}")
+        keys = ["hmm", "filter"] + [p for p in self.param_names() if p not in over]
+        ran = df[df[metric].notna()]
+        groups = ran.groupby([ran[k].astype(str) for k in keys], sort=False)
+        return ran.loc[groups[metric].idxmin().to_numpy()].reset_index(drop=True)
+
+    def table(self, metrics: Sequence[str] = ("rmse.a", "spread.a", "crps.a", "rmse.f"),
+              print_it: bool = True, tablefmt: str = "simple",
+              best_over: str | Sequence[str] | None = None) -> str:
+        """A comparison table per HMM: settings, ``metric ± ci``, ms per cycle and status.
+
+        With ``best_over``, only the best setting over those dimensions is shown (:meth:`best`).
+        """
+        df = self.frame() if best_over is None else self.best(best_over, metric=metrics[0])
         params = self.param_names()
         out = []
         for hmm, g in df.groupby("hmm", sort=False):
             used = [p for p in params if g[p].notna().any()]
             rows = []
             for _, r in g.iterrows():
-                row = [r["filter"]] + ["" if r[p] is None else r[p] for p in used]
+                label = r["filter"] + (" (tuned)" if r["tuned"] else "")
+                row = [label] + ["" if r[p] is None else r[p] for p in used]
                 row += [format_uq(r[m], r[m + ".ci"]) for m in metrics]
                 row += [f"{1e3 * r['s_per_cycle']:.3g}", f"{r['ok']}/{r['seeds']}", r["status"]]
                 rows.append(row)

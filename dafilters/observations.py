@@ -131,6 +131,10 @@ class FunctionObs(PartialObs):
         return super().linear(x, ko) * self.df(x[self.indices(ko)])[:, None]
 
 
+def _darctan(x: np.ndarray) -> np.ndarray:
+    return 1 / (1 + x**2)
+
+
 def ArctanObs(Nx: int, noise, idx=None) -> FunctionObs:
     """``y = arctan(x[idx]) + r`` (the EnSF paper's nonlinear observation)."""
-    return FunctionObs(np.arctan, Nx, noise, idx=idx, df=lambda x: 1 / (1 + x**2))
+    return FunctionObs(np.arctan, Nx, noise, idx=idx, df=_darctan)

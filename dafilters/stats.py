@@ -184,6 +184,11 @@ class Stats:
         if f"cov.{fa}" in self.keep:
             self.keep[f"cov.{fa}"][ko] = P
 
+    @staticmethod
+    def metric_names() -> list[str]:
+        """The per-cycle series: ``["rmse.f", "rmse.a", "spread.f", ...]``."""
+        return [f"{m}.{fa}" for m in METRICS for fa in "fa"]
+
     @property
     def diverged(self) -> bool:
         return self.diverged_at is not None

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -124,7 +125,8 @@ class Filter:
 
     # -- the driver ----------------------------------------------------------------------------
     def assimilate(self, hmm: HMM, xx: np.ndarray, yy, seed: int = 0, progress: bool = False,
-                   keep: tuple[str, ...] = ()) -> Stats:
+                   keep: tuple[str, ...] = (), callback: Callable[[int, Stats], None] | None = None,
+                   callback_every: int | None = None) -> Stats:
         """Run the filter on a twin experiment and return its :class:`~dafilters.stats.Stats`.
 
         Args:
@@ -133,6 +135,9 @@ class Filter:
                 derives for filters from the experiment seed).
             progress: show a progress bar over observation cycles.
             keep: extra series to keep in the stats (``"mean"``, ``"cov"``).
+            callback: called as ``callback(ko, stats)`` every ``callback_every`` cycles (default:
+                a tenth of the run); an exception it raises (e.g. Optuna's ``TrialPruned``) stops
+                the run and propagates.
 
         A run that diverges returns normally with ``stats.diverged`` set.
         """
@@ -143,6 +148,7 @@ class Filter:
         nobs = tseq.Ko + 1
         bar = tqdm(total=nobs, desc=self.name, disable=not progress, leave=False, mininterval=0.5)
         every = max(1, nobs // 100)
+        cb_every = callback_every or max(1, nobs // 10)
         threads = 1 if hmm.Nx <= SMALL_NX else None
         start = time.perf_counter()
         with threadpool_limits(limits=threads), np.errstate(over="ignore", invalid="ignore"):
@@ -157,6 +163,8 @@ class Filter:
                     k = kobs
                     if ko % every == 0:
                         bar.update(min(every, nobs - bar.n))
+                    if callback is not None and (ko + 1) % cb_every == 0:
+                        callback(ko, stats)
             except Diverged:
                 pass
             except (np.linalg.LinAlgError, FloatingPointError) as err:
