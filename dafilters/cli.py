@@ -5,7 +5,9 @@ Examples::
     dafilters demo                                   # classical filters on Lorenz63 and Lorenz96
     dafilters run mods.Lorenz63.sakov2012 "EnKF('Sqrt', N=10, infl=1.02, rot=True)" --seeds 0 1
     dafilters run mods.Lorenz96.sakov2008 "EnKF('Sqrt', N=40, infl=1.01)" --Ko 5000 --save out/
-    dafilters table out/                             # the table of runs saved in a folder
+    dafilters table out/ --best-over infl            # the table of runs saved in a folder
+    dafilters plot out/ --x N --png rmse_vs_N.png    # a metric against a setting, per filter
+    dafilters tune mods.Lorenz96.sakov2008 "EnKF('Sqrt', N=20)" --n-trials 30 --plot figs/
     dafilters list                                   # the filters that can be named
 """
 
@@ -91,19 +93,67 @@ def _cmd_demo(args: argparse.Namespace) -> None:
         xps.run(progress=args.progress).table()
 
 
-def _cmd_run(args: argparse.Namespace) -> None:
+def parse_space(items: Sequence[str]) -> dict:
+    """``["infl=log:1:1.2", "loc_rad=lin:1:20", "N=int:10:40", "upd_a=cat:Sqrt,DEnKF"]`` to a
+    search-space override dict (see :func:`dafilters.tuning.resolve_space`)."""
+    space = {}
+    for item in items:
+        try:
+            name, spec = item.split("=", 1)
+            kind, *rest = spec.split(":")
+            if kind == "cat":
+                space[name] = ("cat", rest[0].split(","))
+            else:
+                cast = int if kind == "int" else float
+                space[name] = (kind, cast(rest[0]), cast(rest[1]))
+        except (ValueError, IndexError):
+            raise SystemExit(f"error: bad --space item {item!r}; use name=log:low:high, "
+                             "name=lin:low:high, name=int:low:high or name=cat:a,b") from None
+    return space
+
+
+def _hmm_from(args: argparse.Namespace) -> HMM:
     hmm = load_hmm(args.model)
-    if args.Ko is not None:
-        hmm = hmm.replace(tseq=dict(Ko=args.Ko))
+    return hmm if args.Ko is None else hmm.replace(tseq=dict(Ko=args.Ko))
+
+
+def _cmd_run(args: argparse.Namespace) -> None:
     flts = [parse_filter(expr) for expr in args.filters]
-    results = Experiments(hmm, flts, seeds=args.seeds, save_to=args.save).run(progress=args.progress)
+    xps = Experiments(_hmm_from(args), flts, seeds=args.seeds, save_to=args.save)
+    results = xps.run(progress=args.progress, workers=args.workers, backend=args.backend)
     results.table()
     if all(r["status"] == "error" for r in results.records):
         sys.exit(1)
 
 
 def _cmd_table(args: argparse.Namespace) -> None:
-    Results.load(args.folder).table()
+    Results.load(args.folder).table(best_over=args.best_over or None)
+
+
+def _cmd_plot(args: argparse.Namespace) -> None:
+    from .plots import plot_results
+
+    path = plot_results(Results.load(args.folder), args.png, x=args.x, metric=args.metric,
+                        best_over=args.best_over or None)
+    print(f"saved {path}")
+
+
+def _cmd_tune(args: argparse.Namespace) -> None:
+    from .tuning import tune
+
+    flt = parse_filter(args.filter)
+    try:
+        res = tune(flt, _hmm_from(args), space=parse_space(args.space), n_trials=args.n_trials,
+                   seeds=args.seeds, metric=args.metric, storage=args.storage,
+                   study_name=args.study_name, workers=args.workers, progress=bool(args.progress))
+    except (ValueError, RuntimeError) as err:
+        raise SystemExit(f"error: {err}") from None
+    print(f"best {args.metric} = {res.value:.4g} on seeds {list(args.seeds)}: {res.filter.name}")
+    if args.plot:
+        from .plots import plot_study
+
+        for path in plot_study(res.study, args.plot):
+            print(f"saved {path}")
 
 
 def _cmd_list(args: argparse.Namespace) -> None:
@@ -124,18 +174,51 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--progress", **progress)
     p.set_defaults(func=_cmd_demo)
 
+    model = dict(help="setting module, e.g. mods.Lorenz63.sakov2012")
+    seeds = dict(type=int, nargs="+", default=[0], help="seeds")
+    Ko = dict(type=int, default=None, help="number of observation cycles - 1")
+    best = dict(nargs="+", default=[], help="show only the best setting over these settings")
+
     p = sub.add_parser("run", help="run filters on a model setting and print the table")
-    p.add_argument("model", help="setting module, e.g. mods.Lorenz63.sakov2012")
+    p.add_argument("model", **model)
     p.add_argument("filters", nargs="+", help="filter expressions, e.g. \"EnKF('Sqrt', N=10)\"")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="experiment seeds")
-    p.add_argument("--Ko", type=int, default=None, help="number of observation cycles - 1")
+    p.add_argument("--seeds", **seeds)
+    p.add_argument("--Ko", **Ko)
     p.add_argument("--save", default=None, help="folder to save runs to (and resume from)")
+    p.add_argument("--workers", type=int, default=1, help="parallel runs")
+    p.add_argument("--backend", choices=["processes", "mpi"], default="processes",
+                   help="'mpi': launch with mpiexec -n K python -m mpi4py.futures -m dafilters ...")
     p.add_argument("--progress", **progress)
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("table", help="print the table of runs saved in a folder")
     p.add_argument("folder")
+    p.add_argument("--best-over", **best)
     p.set_defaults(func=_cmd_table)
+
+    p = sub.add_parser("plot", help="plot a metric against a setting from saved runs (PNG)")
+    p.add_argument("folder")
+    p.add_argument("--x", default="N", help="setting on the horizontal axis (default N)")
+    p.add_argument("--metric", default="rmse.a")
+    p.add_argument("--best-over", **best)
+    p.add_argument("--png", default="results.png", help="output file")
+    p.set_defaults(func=_cmd_plot)
+
+    p = sub.add_parser("tune", help="tune a filter's hyper-parameters with Optuna")
+    p.add_argument("model", **model)
+    p.add_argument("filter", help="filter expression; its untuned fields keep their values")
+    p.add_argument("--n-trials", type=int, default=40)
+    p.add_argument("--seeds", **seeds)
+    p.add_argument("--Ko", **Ko)
+    p.add_argument("--metric", default="rmse.a")
+    p.add_argument("--space", nargs="+", default=[],
+                   help="overrides, e.g. infl=log:1:1.2 loc_rad=lin:1:20 N=int:10:40 upd_a=cat:Sqrt,DEnKF")
+    p.add_argument("--storage", default=None, help="study.db, sqlite:///..., an RDB URL or x.log (journal)")
+    p.add_argument("--study-name", default=None)
+    p.add_argument("--workers", type=int, default=1, help="processes working on the study")
+    p.add_argument("--plot", default=None, help="folder for PNG figures of the study")
+    p.add_argument("--progress", **progress)
+    p.set_defaults(func=_cmd_tune)
 
     p = sub.add_parser("list", help="list the filters")
     p.set_defaults(func=_cmd_list)
