@@ -44,8 +44,8 @@ def test_cli_tune_with_plots(tmp_path, capsys):
 def test_cli_plot_and_best_table(tmp_path, capsys):
     flts = ["EnKF('Sqrt', N=20, infl=1.02)", "EnKF('Sqrt', N=20, infl=1.2)",
             "EnKF('Sqrt', N=30, infl=1.02)"]
-    cli.main(["run", "mods.Lorenz96.sakov2008", *flts, "--Ko", "400", "--save", str(tmp_path), "--no-progress",
-              "--workers", "2"])
+    cli.main(["run", "mods.Lorenz96.sakov2008", *flts, "--Ko", "400", "--save", str(tmp_path),
+              "--no-progress", "--workers", "2"])
     cli.main(["table", str(tmp_path), "--best-over", "infl"])
     table = capsys.readouterr().out.split("Lorenz96.sakov2008")[-1]
     assert "1.2 " not in table
