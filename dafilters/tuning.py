@@ -17,7 +17,9 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import os
+import random
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -97,9 +99,18 @@ def make_storage(storage: Any):
         return optuna.storages.JournalStorage(backend)
     if spec.endswith(".db") and "://" not in spec:
         spec = f"sqlite:///{os.path.abspath(spec)}"
-    with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(spec, heartbeat_interval=30, grace_period=90)
+    from sqlalchemy.exc import OperationalError
+
+    for attempt in range(10):  # processes starting together race to create the schema
+        try:
+            with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(spec, heartbeat_interval=30, grace_period=90)
+        except OperationalError:
+            if attempt == 9:
+                raise
+            time.sleep(0.2 + 0.3 * random.random())
+    raise AssertionError("unreachable")
 
 
 @dataclass
