@@ -1,0 +1,133 @@
+"""dafilters against DAPPER on the DESIGN.md section 5 rows: rmse.a and milliseconds per cycle.
+
+Both libraries assimilate the same truth and observations (simulated by dafilters; our ``xx``/``yy``
+follow DAPPER's conventions), on one BLAS thread, on this machine. Time is the wall time of the
+assimilation loop (statistics included, as in DAPPER), divided by the number of observation cycles.
+
+    python benchmarks/vs_dapper.py                       # 5000 cycles, seed 3000
+    python benchmarks/vs_dapper.py --seeds 3000 1 2 --rows Lorenz63 --markdown
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from tabulate import tabulate
+from threadpoolctl import threadpool_limits
+
+import dafilters as daf
+from mods.Lorenz63 import sakov2012
+from mods.Lorenz96 import sakov2008
+
+
+@dataclass
+class Row:
+    """One DESIGN.md row: our filter, the DAPPER method that corresponds, the published figures."""
+
+    setting: object  # the mods setting module
+    dapper_setting: str  # DAPPER's module path
+    ours: Callable[[], daf.Filter]
+    theirs: Callable[[object], object]  # da_methods -> DAPPER method
+    ref_rmse: str
+    ref_ms: float
+
+    @property
+    def label(self) -> str:
+        return f"{self.setting.HMM.name}  {self.ours().name}"
+
+
+ROWS = [
+    Row(sakov2012, "dapper.mods.Lorenz63.sakov2012", lambda: daf.EnKF("Sqrt", N=10, infl=1.02, rot=True),
+        lambda da: da.EnKF("Sqrt", N=10, infl=1.02, rot=True), "0.564 ± 0.014", 4.8),
+    Row(sakov2012, "dapper.mods.Lorenz63.sakov2012", lambda: daf.EnKF("PertObs", N=10, infl=1.04),
+        lambda da: da.EnKF("PertObs", N=10, infl=1.04), "0.626 ± 0.024", 4.1),
+    Row(sakov2008, "dapper.mods.Lorenz96.sakov2008", lambda: daf.EnKF("Sqrt", N=40, infl=1.01),
+        lambda da: da.EnKF("Sqrt", N=40, infl=1.01), "0.180 ± 0.002", 3.6),
+    Row(sakov2008, "dapper.mods.Lorenz96.sakov2008", lambda: daf.EnKF("DEnKF", N=40, infl=1.01),
+        lambda da: da.EnKF("DEnKF", N=40, infl=1.01), "0.181 ± 0.002", 4.1),
+    Row(sakov2008, "dapper.mods.Lorenz96.sakov2008", lambda: daf.EnKF("PertObs", N=40, infl=1.06),
+        lambda da: da.EnKF("PertObs", N=40, infl=1.06), "0.219 ± 0.002", 4.4),
+]
+
+
+def run_ours(row: Row, hmm: daf.HMM, xx, yy, seed: int) -> tuple[float, float, float]:
+    stats = row.ours().assimilate(hmm, xx, yy, seed=seed)
+    a = stats.averages()
+    return a["rmse.a"], a["rmse.a.ci"], 1e3 * stats.s_per_cycle
+
+
+def run_dapper(row: Row, hmm: daf.HMM, xx, yy, seed: int) -> tuple[float, float, float]:
+    import importlib
+
+    import dapper
+    import dapper.da_methods as da
+    import dapper.mods as modelling
+    import dapper.tools.progressbar as pb
+
+    pb.disable_progbar = True
+    H = importlib.import_module(row.dapper_setting).HMM.copy()
+    t = hmm.tseq
+    H.tseq = modelling.Chronology(t.dt, dko=t.dko, Ko=t.Ko, BurnIn=t.BurnIn)
+    xp = row.theirs(da)
+    dapper.set_seed(seed)
+    with threadpool_limits(limits=1):
+        start = time.perf_counter()
+        xp.assimilate(H, xx, yy, liveplots=False)
+        ms = 1e3 * (time.perf_counter() - start) / (t.Ko + 1)
+    xp.stats.average_in_time()
+    r = xp.avrgs.rmse.a
+    return r.val, r.prec, ms
+
+
+def combine(values: list[tuple[float, float, float]]) -> tuple[float, float, float]:
+    """Mean over seeds; ci of the mean = sqrt(sum ci^2)/n; mean ms."""
+    v = np.array(values)
+    return v[:, 0].mean(), np.sqrt(np.sum(v[:, 1] ** 2)) / len(v), v[:, 2].mean()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cycles", type=int, default=5000, help="observation cycles (default 5000)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[3000])
+    parser.add_argument("--rows", default="", help="only rows whose label contains this text")
+    parser.add_argument("--no-dapper", action="store_true", help="dafilters only")
+    parser.add_argument("--markdown", action="store_true", help="print a markdown table")
+    args = parser.parse_args()
+    try:
+        import dapper  # noqa: F401
+    except ImportError:
+        print("dapper is not installed (pip install -e '.[dapper]'): dafilters rows only")
+        args.no_dapper = True
+
+    table = []
+    for row in [r for r in ROWS if args.rows in r.label]:
+        hmm = row.setting.HMM.replace(tseq=dict(Ko=args.cycles - 1))
+        ours, theirs = [], []
+        for seed in args.seeds:
+            xx, yy = hmm.simulate(seed)
+            ours.append(run_ours(row, hmm, xx, yy, seed))
+            if not args.no_dapper:
+                theirs.append(run_dapper(row, hmm, xx, yy, seed))
+        mu, ci, ms = combine(ours)
+        line = [hmm.name, row.ours().name, f"{mu:.3f} ± {ci:.3f}", f"{ms:.2f}"]
+        if theirs:
+            dmu, dci, dms = combine(theirs)
+            line += [f"{dmu:.3f} ± {dci:.3f}", f"{dms:.2f}", f"{dms / ms:.1f}x",
+                     "yes" if daf.stats.agrees(mu, ci, dmu, dci) else "NO"]
+        line += [row.ref_rmse, row.ref_ms]
+        table.append(line)
+        print(" | ".join(map(str, line)), flush=True)
+    head = ["setting", "method", "rmse.a (dafilters)", "ms/cycle"]
+    if not args.no_dapper:
+        head += ["rmse.a (DAPPER)", "DAPPER ms/cycle", "speed-up", "equal rmse"]
+    head += ["DESIGN rmse.a", "DESIGN DAPPER ms"]
+    print()
+    print(tabulate(table, head, tablefmt="github" if args.markdown else "simple", disable_numparse=True))
+
+
+if __name__ == "__main__":
+    main()
