@@ -34,9 +34,9 @@ _W = _coefficients()
 def dxdt(x: np.ndarray, t: float = 0.0) -> np.ndarray:
     """Tendency for ensembles ``(N, 3)``, written as one product with the features
     ``[x, y, z, xy, xz]`` (a few large numpy calls instead of many tiny ones)."""
-    x2 = np.atleast_2d(x)
-    out = np.concatenate([x2, x2[:, :1] * x2[:, 1:]], axis=1) @ _W
-    return out.reshape(np.shape(x))
+    if x.ndim == 1:
+        return dxdt(x[None])[0]
+    return np.concatenate([x, x[:, :1] * x[:, 1:]], axis=1) @ _W
 
 
 def d2x_dtdx(x: np.ndarray) -> np.ndarray:
