@@ -12,6 +12,7 @@ recorded as diverged; the rest of the table still runs. With ``save_to``, each r
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import itertools
@@ -32,6 +33,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from .filters.base import Filter
+from .filters.learned import LearnedFilter, load_filter
 from .hmm import HMM
 from .stats import METRICS
 from .tuning import Tuned
@@ -155,10 +157,13 @@ class Experiments:
         seeds: the experiment seeds; each seeds the truth, the observations and the filter's stream.
         save_to: a folder; each run is saved there as it finishes, and runs already there are
             loaded instead of repeated (tuned settings too).
+        models_dir: where learned filters trained by the experiments are saved and reloaded from
+            (default: ``save_to/models`` when ``save_to`` is given).
     """
 
     def __init__(self, hmm: HMM | Sequence[HMM], filters: Filter | Tuned | Sequence[Filter | Tuned],
-                 seeds: Iterable[int] = (0,), save_to: str | os.PathLike | None = None):
+                 seeds: Iterable[int] = (0,), save_to: str | os.PathLike | None = None,
+                 models_dir: str | os.PathLike | None = None):
         self.hmms = [hmm] if isinstance(hmm, HMM) else list(hmm)
         self.filters = [filters] if isinstance(filters, (Filter, Tuned)) else list(filters)
         for f in self.filters:
@@ -175,6 +180,9 @@ class Experiments:
                 raise ValueError(f"{t.name}: tuning seeds {sorted(set(t.tune_seeds) & set(self.seeds))} "
                                  "are also evaluation seeds; tables never score on tuning seeds")
         self.save_to = Path(save_to) if save_to is not None else None
+        if models_dir is None and self.save_to is not None:
+            models_dir = self.save_to / "models"
+        self.models_dir = Path(models_dir) if models_dir is not None else None
 
     @staticmethod
     def grid(cls: type[Filter], **params) -> list[Filter]:
@@ -251,6 +259,9 @@ class Experiments:
         """The filter settings to run on ``hmm``: tuned entries are tuned (or reloaded) first."""
         out = []
         for entry in self.filters:
+            if isinstance(entry, LearnedFilter):
+                out.append(self._trained(entry, hmm, progress))
+                continue
             if isinstance(entry, Filter):
                 out.append((entry, {}))
                 continue
@@ -272,6 +283,23 @@ class Experiments:
             out.append((flt, {"tuned": True, "tune_seeds": list(entry.tune_seeds),
                               "n_trials": entry.n_trials, "tune_value": value}))
         return out
+
+    def _trained(self, flt: LearnedFilter, hmm: HMM, progress: bool) -> tuple[Filter, dict]:
+        """A learned filter trained once for ``hmm``: as given, reloaded from ``models_dir``, or
+        trained now (and saved there)."""
+        if not flt.matches(hmm):
+            key = hashlib.sha1(f"{hmm.fingerprint()}|{flt.name}".encode()).hexdigest()[:16]
+            path = None if self.models_dir is None else self.models_dir / f"{type(flt).__name__}-{key}.pt"
+            if path is not None and path.exists():
+                flt = load_filter(path)
+            else:
+                if progress:
+                    tqdm.write(f"[dafilters] training {flt.name} on {hmm.name}", file=sys.stderr)
+                flt = copy.deepcopy(flt).fit(hmm)
+                if path is not None:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    flt.save(path)
+        return flt, {"train_s": flt.training.get("seconds"), "train_device": flt.training.get("device")}
 
     def _path(self, hmm: HMM, flt: Filter, seed: int) -> Path | None:
         return None if self.save_to is None else self.save_to / f"{run_key(hmm, flt, seed)}.json"

@@ -106,6 +106,13 @@ class Filter:
         """The ensemble ``(N, Nx)`` or Gaussian that the statistics are computed from."""
         return state
 
+    @staticmethod
+    def load(path) -> Filter:
+        """Load a trained filter saved with ``save(path)`` (see :mod:`dafilters.filters.learned`)."""
+        from .learned import load_filter
+
+        return load_filter(path)
+
     # -- description ---------------------------------------------------------------------------
     @property
     def ensemble_size(self) -> int | None:

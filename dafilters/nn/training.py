@@ -1,0 +1,139 @@
+"""A training loop for learned filters: mini-batches, validation, early stopping, checkpoints.
+
+The loop is agnostic of the model: ``loss_fn(batch) -> scalar tensor`` closes over the networks,
+and ``params`` are the tensors to optimise. Batches are tuples of tensors sliced from ``data``.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+__all__ = ["TrainConfig", "TrainHistory", "fit_model", "batches"]
+
+
+@dataclass
+class TrainConfig:
+    """Settings of :func:`fit_model`.
+
+    Args:
+        epochs: maximum passes over the training data. batch_size: samples per step.
+        lr: Adam learning rate. weight_decay: Adam weight decay.
+        patience: stop after this many epochs without a better validation loss (0: never).
+        grad_clip: clip the global gradient norm (0: no clipping).
+        seed: seeds the shuffling. progress: show a progress bar (``None``: on a terminal).
+        checkpoint: a file where the best state is saved after every improvement.
+    """
+
+    epochs: int = 50
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int = 10
+    grad_clip: float = 1.0
+    seed: int = 0
+    progress: bool | None = None
+    checkpoint: str | os.PathLike | None = None
+
+
+@dataclass
+class TrainHistory:
+    """Losses per epoch, the best epoch and why training stopped."""
+
+    train: list[float] = field(default_factory=list)
+    val: list[float] = field(default_factory=list)
+    best_epoch: int = -1
+    stopped: str = ""
+    seconds: float = 0.0
+
+
+def batches(data: Sequence[torch.Tensor], batch_size: int,
+            generator: torch.Generator | None = None) -> list[tuple[torch.Tensor, ...]]:
+    """Mini-batches of the tensors in ``data`` (same first dimension), shuffled if a generator is
+    given."""
+    n = data[0].shape[0]
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    return [tuple(t[order[i:i + batch_size]] for t in data) for i in range(0, n, batch_size)]
+
+
+def _mean_loss(loss_fn: Callable, data: Sequence[torch.Tensor], batch_size: int) -> float:
+    with torch.no_grad():
+        parts = [(float(loss_fn(b)), b[0].shape[0]) for b in batches(data, batch_size)]
+    return sum(v * n for v, n in parts) / sum(n for _, n in parts)
+
+
+def fit_model(modules: Sequence[torch.nn.Module], loss_fn: Callable[[tuple], torch.Tensor],
+              train_data: Sequence[torch.Tensor], val_data: Sequence[torch.Tensor] | None = None,
+              config: TrainConfig | None = None,
+              params: Sequence[torch.nn.Parameter] | None = None) -> TrainHistory:
+    """Minimise ``loss_fn`` over mini-batches of ``train_data`` with Adam.
+
+    After each epoch the validation loss (``val_data``, or the training loss without it) decides
+    early stopping; the best state of ``modules`` is kept (and written to ``config.checkpoint``)
+    and restored at the end.
+
+    Args:
+        modules: the networks (their state is checkpointed and restored).
+        loss_fn: ``loss_fn(batch) -> scalar`` for a tuple of tensors.
+        train_data, val_data: tuples of tensors with a common first (sample) dimension.
+        params: the tensors to optimise (default: all parameters of ``modules`` that require grad).
+    """
+    import time
+
+    cfg = config or TrainConfig()
+    params = list(params) if params is not None else [
+        p for m in modules for p in m.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("nothing to train: no parameter requires a gradient")
+    opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    hist = TrainHistory()
+    best, best_state, waited = float("inf"), None, 0
+    show = cfg.progress if cfg.progress is not None else os.isatty(2)
+    bar = tqdm(range(cfg.epochs), desc="training", disable=not show, leave=False)
+    start = time.perf_counter()
+    for epoch in bar:
+        for m in modules:
+            m.train()
+        total, count = 0.0, 0
+        for batch in batches(train_data, cfg.batch_size, gen):
+            opt.zero_grad()
+            loss = loss_fn(batch)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"training loss is {float(loss)} at epoch {epoch}")
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            opt.step()
+            total += float(loss.detach()) * batch[0].shape[0]
+            count += batch[0].shape[0]
+        hist.train.append(total / count)
+        for m in modules:
+            m.eval()
+        val = _mean_loss(loss_fn, val_data, cfg.batch_size) if val_data is not None else hist.train[-1]
+        hist.val.append(val)
+        bar.set_postfix(train=f"{hist.train[-1]:.4g}", val=f"{val:.4g}", refresh=False)
+        if val < best:
+            best, waited, hist.best_epoch = val, 0, epoch
+            best_state = [copy.deepcopy(m.state_dict()) for m in modules]
+            if cfg.checkpoint is not None:
+                Path(cfg.checkpoint).parent.mkdir(parents=True, exist_ok=True)
+                torch.save(best_state, cfg.checkpoint)
+        else:
+            waited += 1
+            if cfg.patience and waited >= cfg.patience:
+                hist.stopped = f"early stop at epoch {epoch} (best {hist.best_epoch})"
+                break
+    bar.close()
+    hist.stopped = hist.stopped or f"{cfg.epochs} epochs"
+    if best_state is not None:
+        for m, state in zip(modules, best_state):
+            m.load_state_dict(state)
+    hist.seconds = time.perf_counter() - start
+    return hist

@@ -1,0 +1,130 @@
+"""Training infrastructure: data sets, the training loop, fit/save/load, Experiments integration."""
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+
+import dafilters as daf
+from dafilters.filters.base import Filter
+from dafilters.filters.enkf import sqrt_update
+from dafilters.filters.learned import LearnedFilter
+from dafilters.nn.data import simulate_trajectories, split, windows
+from dafilters.nn.training import TrainConfig, fit_model
+from mods import LinearGauss
+
+
+@dataclass
+class LearnedShift(LearnedFilter):
+    """Test fixture: an ETKF whose analysis mean is corrected by a learned linear map of the
+    innovation, trained by regression onto the truth (a small but real supervised problem)."""
+
+    N: int = 20
+    epochs: int = 30
+    device: str = "cpu"
+    non_hyper = ("device", "epochs")
+
+    def build(self, spec):
+        torch.manual_seed(0)
+        return {"corr": torch.nn.Linear(spec["Ny"], spec["Nx"], dtype=torch.float64)}
+
+    def train(self, hmm, n_traj=4):
+        xx, yy = simulate_trajectories(hmm, n_traj)
+        x = torch.as_tensor(xx[:, hmm.tseq.kko].reshape(-1, hmm.Nx))
+        y = torch.as_tensor(yy.reshape(-1, yy.shape[-1]))
+        net = self.nets["corr"]
+        hist = fit_model([net], lambda b: ((net(b[1]) - b[0]) ** 2).mean(), (x, y),
+                         config=TrainConfig(epochs=self.epochs, lr=0.05, patience=5, progress=False))
+        return {"val": hist.val[-1]}
+
+    def initialize(self, ctx):
+        return ctx.hmm.prior.sample(self.N, ctx.rng)
+
+    def analysis(self, E, y, ko, ctx):
+        E = sqrt_update(E, ctx.hmm.obs(E, ko), y, ctx.hmm.obs.noise(ko))
+        with torch.no_grad():
+            target = self.nets["corr"](torch.as_tensor(y)).numpy()
+        return E + 0.5 * (target - E.mean(0))
+
+
+HMM = LinearGauss.build(Ko=150)
+
+
+def test_trajectories_are_seeded_and_cached(tmp_path):
+    xx, yy = simulate_trajectories(HMM, 3, seed=1, cache_dir=tmp_path)
+    assert xx.shape == (3, HMM.tseq.K + 1, 5) and yy.shape == (3, HMM.tseq.Ko + 1, 3)
+    assert len(list(tmp_path.glob("trajectories-*.npz"))) == 1
+    xx2, _ = simulate_trajectories(HMM, 3, seed=1, cache_dir=tmp_path)
+    np.testing.assert_array_equal(xx, xx2)
+    assert not np.allclose(xx[0], xx[1])
+    with pytest.raises(ValueError, match="n_traj"):
+        simulate_trajectories(HMM, 0)
+
+
+def test_windows_and_split(rng):
+    series = np.arange(2 * 6 * 3).reshape(2, 6, 3)
+    w = windows(series, 3, stride=2)
+    assert w.shape == (4, 3, 3)
+    np.testing.assert_array_equal(w[1], series[0, 2:5])
+    with pytest.raises(ValueError, match="window length"):
+        windows(series, 7)
+    tr, va = split(10, 0.2, rng)
+    assert len(va) == 2 and sorted(np.r_[tr, va]) == list(range(10))
+
+
+def test_training_loop_learns_early_stops_and_checkpoints(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(400, 3, generator=g)
+    Y = X @ torch.tensor([[1.0], [-2.0], [0.5]]) + 0.01 * torch.randn(400, 1, generator=g)
+    net = torch.nn.Linear(3, 1)
+    loss = lambda b: ((net(b[0]) - b[1]) ** 2).mean()  # noqa: E731
+    ckpt = tmp_path / "best.pt"
+    hist = fit_model([net], loss, (X[:300], Y[:300]), (X[300:], Y[300:]),
+                     TrainConfig(epochs=200, lr=0.05, patience=5, checkpoint=ckpt, progress=False))
+    assert hist.val[hist.best_epoch] < 1e-3 and hist.val[0] > 10 * hist.val[hist.best_epoch]
+    assert "early stop" in hist.stopped and ckpt.exists()
+    assert float(loss((X[300:], Y[300:]))) == pytest.approx(hist.val[hist.best_epoch], rel=1e-5)
+    with pytest.raises(ValueError, match="nothing to train"):
+        fit_model([torch.nn.Identity()], loss, (X, Y))
+
+
+def test_fit_save_load_assimilate(tmp_path):
+    flt = LearnedShift(N=20).fit(HMM)
+    assert flt.training["seconds"] > 0 and flt.training["device"] == "cpu"
+    xx, yy = HMM.simulate(3)
+    a = flt.assimilate(HMM, xx, yy, seed=3).averages()["rmse.a"]
+    flt.save(tmp_path / "f.pt")
+    loaded = Filter.load(tmp_path / "f.pt")
+    assert type(loaded) is LearnedShift and loaded.N == 20 and loaded.spec == flt.spec
+    assert loaded.assimilate(HMM, xx, yy, seed=3).averages()["rmse.a"] == a
+    # keyed to the HMM: a different state size is refused with a clear message
+    other = LinearGauss.build(Nx=7, Ko=20)
+    x7, y7 = other.simulate(0)
+    with pytest.raises(ValueError, match="trained for LinearGauss\\(Nx=5\\) with Nx=5.*has Nx=7"):
+        loaded.assimilate(other, x7, y7)
+    with pytest.raises(RuntimeError, match="not trained"):
+        LearnedShift().assimilate(HMM, xx, yy)
+    with pytest.raises(ValueError, match="not a saved dafilters"):
+        torch.save({"x": 1}, tmp_path / "junk.pt")
+        Filter.load(tmp_path / "junk.pt")
+
+
+def test_experiments_train_once_and_reuse(tmp_path, monkeypatch):
+    calls = []
+    orig = LearnedShift.train
+
+    def counting(self, hmm, **kw):
+        calls.append(hmm.name)
+        return orig(self, hmm, **kw)
+
+    monkeypatch.setattr(LearnedShift, "train", counting)
+    entry = LearnedShift(N=20)
+    xps = daf.Experiments(HMM, [entry, daf.EnKF("Sqrt", N=20)], seeds=[0, 1], save_to=tmp_path)
+    res = xps.run(progress=False)
+    assert calls == [HMM.name] and not entry.trained  # trained a copy, once for both seeds
+    assert all(r["train_s"] > 0 for r in res.records if r["filter"] == "LearnedShift")
+    assert len(list((tmp_path / "models").glob("LearnedShift-*.pt"))) == 1
+    # another table with the same filter loads the saved model instead of training again
+    daf.Experiments(HMM, [entry], seeds=[5], save_to=tmp_path).run(progress=False)
+    assert calls == [HMM.name]
