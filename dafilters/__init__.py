@@ -5,7 +5,7 @@ The three nouns: an :class:`HMM` (dynamics, observations, prior, time sequence),
 """
 
 from .experiments import Experiments, Results
-from .filters import Climatology, Context, EnKF, Filter, KalmanFilter, OptInterp
+from .filters import APF, LETKF, Climatology, Context, EnKF, Filter, KalmanFilter, OptInterp, PartFilt
 from .gaussian import Covariance, GaussRV
 from .hmm import HMM, Chronology, Dynamics, GaussPrior, LinearDynamics, Observation, Prior
 from .observations import ArctanObs, FunctionObs, IdentityObs, LinearObs, PartialObs
@@ -18,7 +18,7 @@ __all__ = [
     "HMM", "Chronology", "Dynamics", "LinearDynamics", "Observation", "Prior", "GaussPrior",
     "Covariance", "GaussRV",
     "LinearObs", "PartialObs", "IdentityObs", "FunctionObs", "ArctanObs",
-    "Filter", "Context", "Climatology", "OptInterp", "KalmanFilter", "EnKF",
+    "Filter", "Context", "Climatology", "OptInterp", "KalmanFilter", "EnKF", "LETKF", "PartFilt", "APF",
     "Stats", "Gaussian", "Diverged",
     "Experiments", "Results",
     "tune", "Tuned", "TuneResult",

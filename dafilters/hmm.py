@@ -142,11 +142,18 @@ class Dynamics:
         noise: model-noise covariance ``Q`` per unit time (scalar, ``(Nx,)`` or ``(Nx, Nx)``);
             ``None`` or ``0`` for deterministic dynamics.
         linear: ``linear(x, t, dt) -> (Nx, Nx)``, the Jacobian of one step (Kalman filter, EKF).
+        coords: positions of the state variables ``(Nx, d)`` for localization (default: a
+            periodic ring, variable ``i`` at ``i``). domain: lengths of the periodic domain per
+            axis (default ``(Nx,)``), or ``None`` for a non-periodic domain.
     """
 
     def __init__(self, Nx: int, model: Callable | None = None, noise=None,
-                 linear: Callable | None = None):
+                 linear: Callable | None = None, coords: np.ndarray | None = None,
+                 domain: Sequence[float] | None | str = "ring"):
         self.Nx = int(Nx)
+        self.coords = (np.arange(self.Nx, dtype=float)[:, None] if coords is None
+                       else np.asarray(coords, dtype=float).reshape(self.Nx, -1))
+        self.domain = (float(self.Nx),) if isinstance(domain, str) else domain
         self._model = model
         self._linear = linear
         if noise is None or (np.isscalar(noise) and noise == 0):
@@ -211,6 +218,12 @@ class Observation:
     def linear(self, x: np.ndarray, ko: int) -> np.ndarray:
         """Jacobian ``dH/dx`` at ``x``, shape ``(Ny, Nx)``."""
         raise NotImplementedError(f"{type(self).__name__} has no linearisation")
+
+    def locations(self, ko: int, coords: np.ndarray) -> np.ndarray:
+        """Positions ``(Ny, d)`` of the observations, given the state positions ``coords``
+        ``(Nx, d)`` (needed by localized filters)."""
+        raise NotImplementedError(f"{type(self).__name__} does not say where its observations sit, "
+                                  "so it cannot be localized (implement locations())")
 
     def __call__(self, E: np.ndarray, ko: int) -> np.ndarray:
         E = np.asarray(E)

@@ -102,6 +102,9 @@ class PartialObs(_NoiseMixin, Observation):
     def linear(self, x: np.ndarray, ko: int) -> np.ndarray:
         return np.eye(self.Nx)[self.indices(ko)]
 
+    def locations(self, ko: int, coords: np.ndarray) -> np.ndarray:
+        return coords[self.indices(ko)]
+
 
 def IdentityObs(Nx: int, noise) -> PartialObs:
     """Observe every component: ``y = x + r``."""

@@ -26,7 +26,8 @@ import numpy as np
 from scipy.special import erf
 
 __all__ = [
-    "Gaussian", "Diverged", "Stats", "ensemble_metrics", "gaussian_metrics", "mean_with_ci",
+    "Gaussian", "WeightedEnsemble", "weighted_metrics", "Diverged", "Stats", "ensemble_metrics",
+    "gaussian_metrics", "mean_with_ci",
     "METRICS", "agrees",
 ]
 
@@ -44,6 +45,15 @@ class Gaussian:
     @property
     def var(self) -> np.ndarray:
         return self.P if self.P.ndim == 1 else np.diag(self.P)
+
+
+@dataclass
+class WeightedEnsemble:
+    """A weighted ensemble (particle filters): members ``E`` ``(N, Nx)``, weights ``w`` ``(N,)``
+    summing to one."""
+
+    E: np.ndarray
+    w: np.ndarray
 
 
 class Diverged(ArithmeticError):
@@ -69,6 +79,31 @@ def ensemble_metrics(E: np.ndarray, x: np.ndarray) -> tuple[float, float, float,
     crps = (np.abs(E - x).sum() / N - (_crps_weights(N) @ Es).sum()) / Nx
     ranks = (Es < x).sum(axis=0)
     return float(rmse), float(spread), float(crps), ranks
+
+
+def weighted_metrics(E: np.ndarray, w: np.ndarray, x: np.ndarray) -> tuple[float, float, float]:
+    r"""RMSE of the weighted mean, spread (RMS of the weighted standard deviations, with the
+    reliability-weights correction :math:`1/(1 - \sum w^2)`) and CRPS of the weighted ensemble:
+
+    .. math::
+        \mathrm{crps}_i = \sum_n w_n |E_{ni} - x_i|
+            - \sum_n w_n E_{(n)i}\Big(\sum_{m<n} w_{(m)} - \sum_{m>n} w_{(m)}\Big)
+
+    (members sorted per component), which reduces to the unweighted estimator for equal weights.
+    """
+    Nx = E.shape[1]
+    mu = w @ E
+    err = mu - x
+    A = E - mu
+    ub = 1 / max(1 - w @ w, 1e-12)
+    spread = np.sqrt(ub * (w @ (A * A)).sum() / Nx)
+    order = np.argsort(E, axis=0)
+    Es = np.take_along_axis(E, order, axis=0)
+    ws = w[order]  # (N, Nx) weights in sorted order
+    below = np.cumsum(ws, axis=0) - ws
+    above = 1 - below - ws
+    crps = (w @ np.abs(E - x)).sum() - (ws * Es * (below - above)).sum()
+    return float(np.sqrt(err @ err / Nx)), float(spread), float(crps / Nx)
 
 
 _SQRT_PI = np.sqrt(np.pi)
@@ -166,6 +201,8 @@ class Stats:
         x = self.xx[self.kko[ko]]
         if isinstance(estimate, Gaussian):
             rmse, spread, crps = gaussian_metrics(estimate.mu, estimate.var, x)
+        elif isinstance(estimate, WeightedEnsemble):
+            rmse, spread, crps = weighted_metrics(estimate.E, estimate.w, x)
         else:
             rmse, spread, crps, ranks = ensemble_metrics(estimate, x)
             if self.rank_hist is not None and self.masko[ko] and np.isfinite(rmse):
@@ -182,6 +219,10 @@ class Stats:
         if isinstance(estimate, Gaussian):
             mu = estimate.mu
             P = estimate.P if estimate.P.ndim == 2 else np.diag(estimate.P)
+        elif isinstance(estimate, WeightedEnsemble):
+            mu = estimate.w @ estimate.E
+            A = estimate.E - mu
+            P = (A.T * estimate.w) @ A / max(1 - estimate.w @ estimate.w, 1e-12)
         else:
             mu = estimate.mean(axis=0)
             P = np.cov(estimate, rowvar=False, ddof=1) if f"cov.{fa}" in self.keep else None

@@ -1,0 +1,45 @@
+import numpy as np
+import pytest
+
+from dafilters.localization import gaspari_cohn, local_observations, pairwise_distances, taper
+
+
+def test_periodic_distances():
+    A = np.array([[0.0], [1.0], [9.0]])
+    D = pairwise_distances(A, A, domain=(10,))
+    np.testing.assert_allclose(D, [[0, 1, 1], [1, 0, 2], [1, 2, 0]])
+    D2 = pairwise_distances(np.array([[0.0, 0.0]]), np.array([[7.0, 9.0]]), domain=(8, 10))
+    np.testing.assert_allclose(D2, [[np.sqrt(2)]])
+    assert pairwise_distances(A, A)[0, 2] == 9  # not periodic
+
+
+def test_gaspari_cohn_shape():
+    r = np.linspace(0, 2.5, 251)
+    g = gaspari_cohn(r)
+    assert g[0] == 1 and np.all(g[r >= 2] == 0) and np.all(np.diff(g) <= 1e-12)
+    # continuous at r = 1 and smooth at r = 2
+    assert gaspari_cohn(np.array([1 - 1e-9]))[0] == pytest.approx(gaspari_cohn(np.array([1 + 1e-9]))[0])
+    assert gaspari_cohn(np.array([1.0]))[0] == pytest.approx(5 / 24)
+
+
+def test_radius_convention():
+    """DAPPER's convention: the taper is about exp(-1/2) at the radius (GC half-width 1.82 r)."""
+    assert taper(np.array([4.0]), 4.0, "Gauss")[0] == pytest.approx(np.exp(-0.5))
+    assert taper(np.array([4.0]), 4.0, "GC")[0] == pytest.approx(np.exp(-0.5), abs=0.03)
+    assert taper(np.array([3.64 * 4.0]), 4.0, "GC")[0] == 0.0
+
+
+def test_step_and_infinite_radius():
+    np.testing.assert_array_equal(taper(np.array([1.0, 3.0, 3.1]), 3.0, "Step"), [1, 1, 0])
+    np.testing.assert_array_equal(taper(np.array([1e9]), np.inf), [1.0])
+    with pytest.raises(ValueError, match="unknown taper"):
+        taper(np.array([1.0]), 1.0, "Box")
+
+
+def test_local_observations_on_a_ring():
+    coords = np.arange(40.0)[:, None]
+    idx, coeff = local_observations(coords, coords[::4], (40,), radius=2.0)
+    assert idx.shape == coeff.shape and idx.shape[0] == 40
+    # support is 3.64 * radius = 7.28: observations within 7 grid points of point 0
+    assert set(idx[0][coeff[0] > 0]) == {0, 1, 9}  # obs at 0, 4 and 36
+    assert np.all(coeff <= 1) and np.all(coeff >= 0)
