@@ -193,7 +193,10 @@ class Experiments:
         dims = {k: list(v) for k, v in params.items()
                 if isinstance(v, (list, tuple, range, np.ndarray))}
         fixed = {k: v for k, v in params.items() if k not in dims}
-        return [cls(**fixed, **dict(zip(dims, values)))
+        def plain(v):  # numpy scalars would show as np.float64(...) in names and tables
+            return v.item() if isinstance(v, np.generic) else v
+
+        return [cls(**fixed, **{k: plain(v) for k, v in zip(dims, values)})
                 for values in itertools.product(*dims.values())]
 
     def __len__(self) -> int:

@@ -213,7 +213,8 @@ class Stats:
             self._keep(ko, fa, estimate)
         if not (rmse < self.threshold):  # also catches NaN
             self.diverged_at = ko
-            raise Diverged(f"diverged at ko={ko} ({fa}): rmse={rmse:.3g}")
+            self.error = f"diverged at ko={ko} ({fa}): rmse={rmse:.3g}"
+            raise Diverged(self.error)
 
     def _keep(self, ko: int, fa: str, estimate) -> None:
         if isinstance(estimate, Gaussian):
