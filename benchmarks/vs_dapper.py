@@ -24,20 +24,46 @@ from mods.Lorenz63 import sakov2012
 from mods.Lorenz96 import sakov2008
 
 
+def lorenz96(Nx: int) -> daf.HMM:
+    """sakov2008 with ``Nx`` variables (full observation, R = I)."""
+    from mods.Lorenz96 import Lorenz96, x0
+
+    return sakov2008.HMM.replace(dyn=Lorenz96(Nx), obs=daf.IdentityObs(Nx, 1.0),
+                                 prior=daf.GaussPrior(x0(Nx), 0.001), name=f"Lorenz96(Nx={Nx})")
+
+
+def dapper_lorenz96(Nx: int):
+    """DAPPER's sakov2008 HMM with ``Nx`` variables (localization batches of 2, as sakov2008)."""
+    import dapper.mods as modelling
+    from dapper.mods.Lorenz96 import dstep_dx, step, x0
+    from dapper.tools.localization import nd_Id_localization
+
+    Obs = modelling.partial_Id_Obs(Nx, np.arange(Nx))
+    Obs["noise"] = 1
+    Obs["localizer"] = nd_Id_localization((Nx,), (2,))
+    dyn = {"M": Nx, "model": step, "linear": dstep_dx, "noise": 0}
+    tseq = modelling.Chronology(0.05, dko=1, Ko=10, BurnIn=20)
+    return modelling.HiddenMarkovModel(dyn, Obs, tseq, modelling.GaussRV(mu=x0(Nx), C=0.001))
+
+
 @dataclass
 class Row:
-    """One DESIGN.md row: our filter, the DAPPER method that corresponds, the published figures."""
+    """One row: our filter, the DAPPER method that corresponds, the published figures."""
 
-    setting: object  # the mods setting module
-    dapper_setting: str  # DAPPER's module path
+    setting: object  # the mods setting module (its HMM), or a callable giving our HMM
+    dapper_setting: object  # DAPPER's module path, or a callable giving DAPPER's HMM
     ours: Callable[[], daf.Filter]
     theirs: Callable[[object], object]  # da_methods -> DAPPER method
-    ref_rmse: str
-    ref_ms: float
+    ref_rmse: str = ""
+    ref_ms: float | str = ""
+    cycles: int | None = None  # overrides --cycles (large rows)
+
+    def hmm(self) -> daf.HMM:
+        return self.setting() if callable(self.setting) else self.setting.HMM
 
     @property
     def label(self) -> str:
-        return f"{self.setting.HMM.name}  {self.ours().name}"
+        return f"{self.hmm().name}  {self.ours().name}"
 
 
 ROWS = [
@@ -51,6 +77,17 @@ ROWS = [
         lambda da: da.EnKF("DEnKF", N=40, infl=1.01), "0.181 ± 0.002", 4.1),
     Row(sakov2008, "dapper.mods.Lorenz96.sakov2008", lambda: daf.EnKF("PertObs", N=40, infl=1.06),
         lambda da: da.EnKF("PertObs", N=40, infl=1.06), "0.219 ± 0.002", 4.4),
+    Row(sakov2008, "dapper.mods.Lorenz96.sakov2008", lambda: daf.LETKF(N=20, infl=1.04, loc_rad=4),
+        lambda da: da.LETKF(N=20, infl=1.04, loc_rad=4), "0.217 ± 0.002", 10.2),
+    Row(sakov2008, "dapper.mods.Lorenz96.sakov2008", lambda: daf.LETKF(N=7, infl=1.04, loc_rad=4, rot=True),
+        lambda da: da.LETKF(N=7, infl=1.04, loc_rad=4, rot=True), "0.219 ± 0.002", 7.5),
+    Row(sakov2012, "dapper.mods.Lorenz63.sakov2012", lambda: daf.PartFilt(N=100, reg=2.4, NER=0.3),
+        lambda da: da.PartFilt(N=100, reg=2.4, NER=0.3), "0.506 ± 0.065 (0.36-0.40)", 4.6),
+    Row(lambda: lorenz96(400), lambda: dapper_lorenz96(400), lambda: daf.LETKF(N=20, infl=1.04, loc_rad=4),
+        lambda da: da.LETKF(N=20, infl=1.04, loc_rad=4), cycles=500),
+    Row(lambda: lorenz96(4000), lambda: dapper_lorenz96(4000),
+        lambda: daf.LETKF(N=20, infl=1.04, loc_rad=4), lambda da: da.LETKF(N=20, infl=1.04, loc_rad=4),
+        cycles=60),
 ]
 
 
@@ -69,7 +106,10 @@ def run_dapper(row: Row, hmm: daf.HMM, xx, yy, seed: int) -> tuple[float, float,
     import dapper.tools.progressbar as pb
 
     pb.disable_progbar = True
-    H = importlib.import_module(row.dapper_setting).HMM.copy()
+    if callable(row.dapper_setting):
+        H = row.dapper_setting()
+    else:
+        H = importlib.import_module(row.dapper_setting).HMM.copy()
     t = hmm.tseq
     H.tseq = modelling.Chronology(t.dt, dko=t.dko, Ko=t.Ko, BurnIn=t.BurnIn)
     xp = row.theirs(da)
@@ -105,7 +145,10 @@ def main() -> None:
 
     table = []
     for row in [r for r in ROWS if args.rows in r.label]:
-        hmm = row.setting.HMM.replace(tseq=dict(Ko=args.cycles - 1))
+        cycles = row.cycles or args.cycles
+        t = row.hmm().tseq  # short rows: burn-in at most a fifth of the run
+        burn = min(t.BurnIn, 0.2 * cycles * t.dko * t.dt)
+        hmm = row.hmm().replace(tseq=dict(Ko=cycles - 1, BurnIn=burn))
         ours, theirs = [], []
         for seed in args.seeds:
             xx, yy = hmm.simulate(seed)
@@ -113,7 +156,7 @@ def main() -> None:
             if not args.no_dapper:
                 theirs.append(run_dapper(row, hmm, xx, yy, seed))
         mu, ci, ms = combine(ours)
-        line = [hmm.name, row.ours().name, f"{mu:.3f} ± {ci:.3f}", f"{ms:.2f}"]
+        line = [hmm.name, row.ours().name, cycles, f"{mu:.3f} ± {ci:.3f}", f"{ms:.2f}"]
         if theirs:
             dmu, dci, dms = combine(theirs)
             line += [f"{dmu:.3f} ± {dci:.3f}", f"{dms:.2f}", f"{dms / ms:.1f}x",
@@ -121,7 +164,7 @@ def main() -> None:
         line += [row.ref_rmse, row.ref_ms]
         table.append(line)
         print(" | ".join(map(str, line)), flush=True)
-    head = ["setting", "method", "rmse.a (dafilters)", "ms/cycle"]
+    head = ["setting", "method", "cycles", "rmse.a (dafilters)", "ms/cycle"]
     if not args.no_dapper:
         head += ["rmse.a (DAPPER)", "DAPPER ms/cycle", "speed-up", "equal rmse"]
     head += ["DESIGN rmse.a", "DESIGN DAPPER ms"]
