@@ -74,6 +74,7 @@ def test_windows_and_split(rng):
 
 
 def test_training_loop_learns_early_stops_and_checkpoints(tmp_path):
+    torch.manual_seed(0)  # the network's initialisation (the order of tests must not matter)
     g = torch.Generator().manual_seed(0)
     X = torch.randn(400, 3, generator=g)
     Y = X @ torch.tensor([[1.0], [-2.0], [0.5]]) + 0.01 * torch.randn(400, 1, generator=g)
@@ -81,8 +82,8 @@ def test_training_loop_learns_early_stops_and_checkpoints(tmp_path):
     loss = lambda b: ((net(b[0]) - b[1]) ** 2).mean()  # noqa: E731
     ckpt = tmp_path / "best.pt"
     hist = fit_model([net], loss, (X[:300], Y[:300]), (X[300:], Y[300:]),
-                     TrainConfig(epochs=200, lr=0.05, patience=5, checkpoint=ckpt, progress=False))
-    assert hist.val[hist.best_epoch] < 1e-3 and hist.val[0] > 10 * hist.val[hist.best_epoch]
+                     TrainConfig(epochs=300, lr=0.05, patience=10, checkpoint=ckpt, progress=False))
+    assert hist.val[hist.best_epoch] < 3e-3 and hist.val[0] > 100 * hist.val[hist.best_epoch]
     assert "early stop" in hist.stopped and ckpt.exists()
     assert float(loss((X[300:], Y[300:]))) == pytest.approx(hist.val[hist.best_epoch], rel=1e-5)
     with pytest.raises(ValueError, match="nothing to train"):
