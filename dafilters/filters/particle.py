@@ -101,8 +101,26 @@ def jitter(E: np.ndarray, idx: np.ndarray, C12: np.ndarray, rng: np.random.Gener
     return E
 
 
+class _Particles(Filter):
+    """What the particle filters share: validation, initial particles, the weighted forecast."""
+
+    def _check(self) -> None:
+        check_ensemble_size(self.N)
+        if self.resampl not in RESAMPLERS:
+            raise ValueError(f"unknown resampling resampl={self.resampl!r}; choose one of {RESAMPLERS}")
+        if self.reg < 0:
+            raise ValueError(f"reg must be >= 0, got {self.reg}")
+
+    def initialize(self, ctx: Context) -> WeightedEnsemble:
+        return WeightedEnsemble(ctx.hmm.prior.sample(self.N, ctx.rng), np.full(self.N, 1 / self.N))
+
+    def forecast(self, state: WeightedEnsemble, ctx: Context, k0: int, k1: int) -> WeightedEnsemble:
+        """Propagate the particles with the model and its noise; the weights are unchanged."""
+        return WeightedEnsemble(super().forecast(state.E, ctx, k0, k1), state.w)
+
+
 @dataclass
-class PartFilt(Filter):
+class PartFilt(_Particles):
     """Bootstrap particle filter with resampling triggered by the effective sample size.
 
     Args:
@@ -119,19 +137,9 @@ class PartFilt(Filter):
     nuj: bool = True
 
     def __post_init__(self):
-        check_ensemble_size(self.N)
-        if self.resampl not in RESAMPLERS:
-            raise ValueError(f"unknown resampling resampl={self.resampl!r}; choose one of {RESAMPLERS}")
+        self._check()
         if not 0 < self.NER <= 1:
             raise ValueError(f"NER must be in (0, 1], got {self.NER}")
-        if self.reg < 0:
-            raise ValueError(f"reg must be >= 0, got {self.reg}")
-
-    def initialize(self, ctx: Context) -> WeightedEnsemble:
-        return WeightedEnsemble(ctx.hmm.prior.sample(self.N, ctx.rng), np.full(self.N, 1 / self.N))
-
-    def forecast(self, state: WeightedEnsemble, ctx: Context, k0: int, k1: int) -> WeightedEnsemble:
-        return WeightedEnsemble(super().forecast(state.E, ctx, k0, k1), state.w)
 
     def analysis(self, state: WeightedEnsemble, y: np.ndarray, ko: int, ctx: Context) -> WeightedEnsemble:
         E = state.E
@@ -145,7 +153,7 @@ class PartFilt(Filter):
 
 
 @dataclass
-class APF(Filter):
+class APF(_Particles):
     """Auxiliary particle filter (Pitt & Shephard 1999).
 
     The point prediction of each particle is its noise-free model forecast; resampling uses the
@@ -162,20 +170,13 @@ class APF(Filter):
     resampl: str = "Systematic"
 
     def __post_init__(self):
-        check_ensemble_size(self.N)
-        if self.resampl not in RESAMPLERS:
-            raise ValueError(f"unknown resampling resampl={self.resampl!r}; choose one of {RESAMPLERS}")
-        if self.reg < 0:
-            raise ValueError(f"reg must be >= 0, got {self.reg}")
-
-    def initialize(self, ctx: Context) -> WeightedEnsemble:
-        return WeightedEnsemble(ctx.hmm.prior.sample(self.N, ctx.rng), np.full(self.N, 1 / self.N))
+        self._check()
 
     def forecast(self, state: WeightedEnsemble, ctx: Context, k0: int, k1: int) -> WeightedEnsemble:
         """Keep the particles at ``k0`` (the analysis needs them); the forecast estimate is the
         bootstrap forecast."""
         ctx.cache["apf"] = (state, k0, k1)
-        return WeightedEnsemble(super().forecast(state.E, ctx, k0, k1), state.w)
+        return super().forecast(state, ctx, k0, k1)
 
     def analysis(self, state: WeightedEnsemble, y: np.ndarray, ko: int, ctx: Context) -> WeightedEnsemble:
         prev, k0, k1 = ctx.cache.pop("apf")
@@ -188,7 +189,6 @@ class APF(Filter):
         lam = normalise_log(log_weights(prev.w) + first)
         idx = resample(lam, self.resampl, ctx.rng)
         C12 = self.reg * bandwidth(self.N, mu.shape[1]) * weighted_cov_sqrt(prev.E, prev.w)
-        E = jitter(prev.E, idx, C12, ctx.rng)
-        E = super().forecast(E, ctx, k0, k1)
+        E = Filter.forecast(self, jitter(prev.E, idx, C12, ctx.rng), ctx, k0, k1)
         w = normalise_log(hmm.obs.loglik(y, E, ko) - first[idx])
         return WeightedEnsemble(E, w)
