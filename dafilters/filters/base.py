@@ -28,7 +28,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from ..hmm import HMM, streams
-from ..stats import Diverged, Gaussian, Stats
+from ..stats import Diverged, Gaussian, Stats, WeightedEnsemble
 
 __all__ = ["Filter", "Context", "check_inputs", "check_ensemble_size"]
 
@@ -102,8 +102,9 @@ class Filter:
         """Assimilate observation ``y`` ``(Ny,)`` at observation time ``ko``."""
         raise NotImplementedError
 
-    def estimate(self, state: Any) -> np.ndarray | Gaussian:
-        """The ensemble ``(N, Nx)`` or Gaussian that the statistics are computed from."""
+    def estimate(self, state: Any) -> np.ndarray | Gaussian | WeightedEnsemble:
+        """What the statistics are computed from: an ensemble ``(N, Nx)``, a Gaussian or a
+        weighted ensemble."""
         return state
 
     @staticmethod
