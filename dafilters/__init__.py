@@ -8,7 +8,7 @@ from .experiments import Experiments, Results
 from .filters import APF, LETKF, Climatology, Context, EnKF, Filter, KalmanFilter, OptInterp, PartFilt
 from .gaussian import Covariance, GaussRV
 from .hmm import HMM, Chronology, Dynamics, GaussPrior, LinearDynamics, Observation, Prior
-from .observations import ArctanObs, FunctionObs, IdentityObs, LinearObs, PartialObs
+from .observations import ArctanObs, FunctionObs, IdentityObs, LinearObs, PartialObs, TorchObs
 from .stats import Diverged, Gaussian, Stats
 from .tuning import Tuned, TuneResult, tune
 
@@ -23,3 +23,16 @@ __all__ = [
     "Experiments", "Results",
     "tune", "Tuned", "TuneResult",
 ]
+__all__ += ["TorchObs"]
+
+#: Torch-based filters, imported on first access (``import dafilters`` does not import torch).
+_LAZY_FILTERS = ("EnSF", "SSLS")
+__all__ += list(_LAZY_FILTERS)
+
+
+def __getattr__(name: str):
+    if name in _LAZY_FILTERS:
+        from . import filters
+
+        return getattr(filters, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

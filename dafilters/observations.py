@@ -1,9 +1,15 @@
-"""Generic observation operators.
+r"""Generic observation operators.
 
 - :class:`LinearObs`: ``y = H x + r`` with a fixed matrix ``H`` ``(Ny, Nx)``.
 - :class:`PartialObs`: ``y = x[idx] + r``, where the index set may change with ``ko``
   (missing and moving observations); :func:`IdentityObs` observes everything.
 - :class:`FunctionObs`: ``y = f(x[idx]) + r`` for an element-wise nonlinear ``f`` (e.g. arctan).
+- :class:`TorchObs`: ``y = h(x) + r`` for any operator written in torch (its likelihood score by
+  autograd).
+
+Every operator gives the likelihood score :math:`\nabla_x \log p(y|x) = J_h(x)^T R^{-1}(y - h(x))`
+of a batch of states (numpy or torch) through ``grad_loglik(y, X, ko)``: in closed form for the
+linear, partial and element-wise operators, by autograd otherwise.
 
 Noise is Gaussian with covariance given as a scalar (``s * I``), a vector (diagonal) or a matrix,
 or as a callable ``ko -> covariance`` for time-varying noise.
@@ -16,9 +22,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from .gaussian import Covariance
-from .hmm import Observation
+from .hmm import Observation, as_like, is_torch, solve_noise
 
-__all__ = ["LinearObs", "PartialObs", "IdentityObs", "FunctionObs", "ArctanObs"]
+__all__ = ["LinearObs", "PartialObs", "IdentityObs", "FunctionObs", "ArctanObs", "TorchObs"]
 
 
 class _NoiseMixin:
@@ -63,6 +69,14 @@ class LinearObs(_NoiseMixin, Observation):
     def linear(self, x: np.ndarray, ko: int) -> np.ndarray:
         return self.H
 
+    def h_torch(self, X, ko: int):
+        return X @ as_like(self.H, X).T
+
+    def grad_loglik(self, y, X, ko: int):
+        """:math:`H^T R^{-1}(y - Hx)` for each row of ``X`` ``(..., Nx)`` (numpy or torch)."""
+        H = as_like(self.H, X)
+        return solve_noise(self.noise(ko), as_like(y, X) - X @ H.T, X) @ H
+
 
 class PartialObs(_NoiseMixin, Observation):
     """``y = x[idx_ko] + r``: observe the components in an index set.
@@ -97,10 +111,44 @@ class PartialObs(_NoiseMixin, Observation):
         return len(self.indices(ko))
 
     def h(self, E: np.ndarray, ko: int) -> np.ndarray:
-        return E[..., self.indices(ko)]
+        return self._take(E, ko)
 
     def linear(self, x: np.ndarray, ko: int) -> np.ndarray:
         return np.eye(self.Nx)[self.indices(ko)]
+
+    def _observes_all(self, idx: np.ndarray) -> bool:
+        """Whether ``idx`` is ``0, 1, ..., Nx-1`` (then no gather or scatter is needed)."""
+        if self._idx_fn is None:
+            if not hasattr(self, "_all"):
+                self._all = bool(len(idx) == self.Nx and np.array_equal(idx, np.arange(self.Nx)))
+            return self._all
+        return len(idx) == self.Nx and np.array_equal(idx, np.arange(self.Nx))
+
+    def _take(self, X, ko: int):
+        """``X[..., idx_ko]`` (no copy when every component is observed in order)."""
+        idx = self.indices(ko)
+        return X if self._observes_all(idx) else X[..., idx]
+
+    def _scatter(self, V, X, ko: int):
+        """The adjoint of :meth:`_take`: ``V`` ``(..., Ny)`` added into zeros shaped like ``X``."""
+        idx = self.indices(ko)
+        if self._observes_all(idx):
+            return V
+        if is_torch(X):
+            import torch
+
+            G = torch.zeros_like(X)
+            return G.index_add_(-1, torch.as_tensor(idx, device=X.device), V)
+        G = np.zeros_like(X, dtype=np.result_type(X, V))
+        np.add.at(np.moveaxis(G, -1, 0), idx, np.moveaxis(V, -1, 0))
+        return G
+
+    def h_torch(self, X, ko: int):
+        return self._take(X, ko)
+
+    def grad_loglik(self, y, X, ko: int):
+        """:math:`R^{-1}(y - x_{idx})` scattered back to the observed components, zero elsewhere."""
+        return self._scatter(solve_noise(self.noise(ko), as_like(y, X) - self._take(X, ko), X), X, ko)
 
     def locations(self, ko: int, coords: np.ndarray) -> np.ndarray:
         return coords[self.indices(ko)]
@@ -112,21 +160,52 @@ def IdentityObs(Nx: int, noise) -> PartialObs:
 
 
 class FunctionObs(PartialObs):
-    """``y = f(x[idx]) + r`` for an element-wise function ``f``.
+    r"""``y = f(x[idx]) + r`` for an element-wise function ``f``.
 
     Args:
         f: element-wise function (numpy), e.g. ``np.arctan``.
-        df: its derivative, for the Jacobian ``diag(f'(x[idx]))`` (optional).
+        df: its derivative, for the Jacobian ``diag(f'(x[idx]))`` and the likelihood score
+            (optional; written with arithmetic only, it serves numpy and torch alike).
         Nx, idx, noise: as for :class:`PartialObs` (``idx=None`` observes every component).
+        f_torch: the torch version of ``f`` (default: the torch function of the same name as a
+            numpy ufunc ``f``, e.g. ``np.arctan -> torch.arctan``); used on torch tensors.
+
+    The likelihood score is :math:`f'(x_{idx}) \odot R^{-1}(y - f(x_{idx}))` scattered back with
+    ``df``, and by autograd through ``f_torch`` without it.
     """
 
     def __init__(self, f: Callable[[np.ndarray], np.ndarray], Nx: int, noise,
-                 idx=None, df: Callable[[np.ndarray], np.ndarray] | None = None):
+                 idx=None, df: Callable[[np.ndarray], np.ndarray] | None = None,
+                 f_torch: Callable | None = None):
         super().__init__(Nx, np.arange(Nx) if idx is None else idx, noise)
-        self.f, self.df = f, df
+        self.f, self.df, self._f_torch = f, df, f_torch
+
+    def f_torch(self, X):
+        """``f`` on a torch tensor."""
+        if self._f_torch is not None:
+            return self._f_torch(X)
+        import torch
+
+        fn = getattr(torch, getattr(self.f, "__name__", ""), None)
+        if not isinstance(self.f, np.ufunc) or fn is None:
+            raise NotImplementedError(f"FunctionObs({self.f!r}) needs f_torch= to act on torch tensors")
+        return fn(X)
 
     def h(self, E: np.ndarray, ko: int) -> np.ndarray:
+        if is_torch(E):
+            return self.h_torch(E, ko)
         return self.f(super().h(E, ko))
+
+    def h_torch(self, X, ko: int):
+        return self.f_torch(self._take(X, ko))
+
+    def grad_loglik(self, y, X, ko: int):
+        if self.df is None:
+            return super(PartialObs, self).grad_loglik(y, X, ko)  # autograd
+        Xo = self._take(X, ko)
+        fx = self.f_torch(Xo) if is_torch(X) else self.f(Xo)
+        V = solve_noise(self.noise(ko), as_like(y, X) - fx, X)
+        return self._scatter(V * self.df(Xo), X, ko)
 
     def linear(self, x: np.ndarray, ko: int) -> np.ndarray:
         if self.df is None:
@@ -141,3 +220,44 @@ def _darctan(x: np.ndarray) -> np.ndarray:
 def ArctanObs(Nx: int, noise, idx=None) -> FunctionObs:
     """``y = arctan(x[idx]) + r`` (the EnSF paper's nonlinear observation)."""
     return FunctionObs(np.arctan, Nx, noise, idx=idx, df=_darctan)
+
+
+class TorchObs(_NoiseMixin, Observation):
+    """``y = h(x) + r`` for an operator ``h`` written in torch; its likelihood score comes from
+    autograd, its Jacobian from ``torch.func.jacrev``.
+
+    Args:
+        fn: ``fn(X) -> Y``, torch tensors ``(..., Nx) -> (..., Ny)``, differentiable
+            (``fn(X, ko)`` if ``time_varying``).
+        Ny: observation size (an int, or ``ko -> int``).
+        noise: observation-error covariance (scalar variance, vector, matrix or ``ko -> ...``).
+        time_varying: ``fn`` takes ``ko`` as its second argument.
+
+    Numpy ensembles are evaluated in float64 and returned as numpy.
+    """
+
+    def __init__(self, fn: Callable, Ny: int | Callable[[int], int], noise, time_varying: bool = False):
+        self.fn = fn
+        self._Ny = Ny
+        self.time_varying = bool(time_varying)
+        self._init_noise(noise)
+
+    def Ny(self, ko: int) -> int:
+        return int(self._Ny(ko) if callable(self._Ny) else self._Ny)
+
+    def h_torch(self, X, ko: int):
+        return self.fn(X, ko) if self.time_varying else self.fn(X)
+
+    def h(self, E, ko: int):
+        if is_torch(E):
+            return self.h_torch(E, ko)
+        import torch
+
+        with torch.no_grad():
+            return self.h_torch(torch.as_tensor(np.asarray(E), dtype=torch.float64), ko).numpy()
+
+    def linear(self, x: np.ndarray, ko: int) -> np.ndarray:
+        import torch
+
+        xt = torch.as_tensor(np.asarray(x), dtype=torch.float64)
+        return torch.func.jacrev(lambda v: self.h_torch(v, ko))(xt).numpy()

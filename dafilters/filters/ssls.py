@@ -1,0 +1,214 @@
+r"""Score-based sequential Langevin sampling (SSLS): a per-cycle learned prior score.
+
+Each analysis works in standardised coordinates :math:`u = (x - \bar x) / s` (``s`` the forecast
+ensemble's standard deviation per component, floored) and does two things.
+
+1. **Prior score by denoising score matching.** A small network :math:`\phi_\theta` (a periodic
+   1-D conv net on rings, an MLP otherwise) is fitted on the standardised forecast members
+   :math:`u_i` at one noise level :math:`\sigma`:
+
+   .. math::
+       \min_\theta\ \mathbb E_{i,\varepsilon}\,
+       \big\lVert \phi_\theta(u_i + \sigma\varepsilon) + \varepsilon \big\rVert^2,\qquad
+       s_\theta(u) = \phi_\theta(u)/\sigma \approx \nabla_u \log (p_u * N(0, \sigma^2 I))(u).
+
+   The network and its Adam moments are kept from cycle to cycle (warm start), so a few steps
+   per cycle follow the slowly changing forecast distribution.
+
+2. **Langevin sampling of the posterior**, started from the forecast members, with the
+   posterior score in :math:`u`:
+
+   .. math::
+       g(u) = s_\theta(u) + s \odot \nabla_x \log p(y \mid x)\big|_{x = \bar x + s \odot u},\qquad
+       u \leftarrow u + \eta\, \mathrm{clip}(g(u)) + \sqrt{2\eta}\,\xi,
+
+   where :math:`\mathrm{clip}` rescales each sample's score to an :math:`\ell_2` norm of at most
+   ``clip * sqrt(Nx)`` (per-sample gradient clipping). The analysis ensemble is
+   :math:`\bar x + s \odot u` after the last step.
+
+Reference: "Nonlinear assimilation with score-based sequential Langevin sampling",
+arXiv 2411.13443 (setting: ``mods.Lorenz96.ssls``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from ..nn.nets import MLP, PeriodicConvNet, small_problem_threads, torch_threads, train_steps
+from .base import Context, Filter, check_ensemble_size
+
+__all__ = ["SSLS", "NETS", "clip_per_sample", "langevin_sample", "dsm_loss", "standardise"]
+
+NETS = ("auto", "conv", "mlp")
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def standardise(X: torch.Tensor, floor: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    r"""``(U, mean, scale)`` with :math:`U = (X - \bar x)/s`, ``s`` the per-component ensemble
+    standard deviation (at least ``floor`` times its mean over components).
+
+    Args: ``X`` ``(N, Nx)``. Returns ``U`` ``(N, Nx)``, ``mean`` and ``scale`` ``(Nx,)``.
+    """
+    mean = X.mean(dim=0)
+    sd = X.std(dim=0) if X.shape[0] > 1 else torch.ones_like(mean)
+    sd = torch.clamp(sd, min=max(float(sd.mean()) * floor, 1e-12))
+    return (X - mean) / sd, mean, sd
+
+
+def clip_per_sample(G: torch.Tensor, bound: float | None) -> torch.Tensor:
+    r"""Rescale each row of ``G`` ``(M, Nx)`` to an :math:`\ell_2` norm of at most
+    ``bound * sqrt(Nx)`` (``None``: unchanged). In place."""
+    if bound is None or not math.isfinite(bound):
+        return G
+    limit = bound * math.sqrt(G.shape[-1])
+    norms = torch.linalg.vector_norm(G, dim=-1, keepdim=True)
+    return G.mul_(torch.clamp(limit / torch.clamp(norms, min=1e-30), max=1.0))
+
+
+def langevin_sample(U0: torch.Tensor, score: Callable[[torch.Tensor], torch.Tensor], steps: int,
+                    step: float, clip: float | None = None,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+    r"""Unadjusted Langevin dynamics :math:`u \leftarrow u + \eta\,\mathrm{clip}(g(u)) +
+    \sqrt{2\eta}\,\xi` for ``steps`` steps of size ``step`` (:math:`\eta`), from ``U0`` ``(M, Nx)``.
+
+    ``score`` maps ``(M, Nx) -> (M, Nx)`` (the gradient of the target log-density) and may return
+    a fresh tensor that this function modifies. Returns the final samples ``(M, Nx)``.
+    """
+    U = U0.clone()
+    xi = torch.empty_like(U)
+    sd = math.sqrt(2.0 * step)
+    for _ in range(steps):
+        G = clip_per_sample(score(U), clip)
+        U.add_(G, alpha=step).add_(xi.normal_(generator=generator), alpha=sd)
+    return U
+
+
+def dsm_loss(net: torch.nn.Module, U: torch.Tensor, sigma: float, repeats: int,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+    r"""Denoising score-matching loss :math:`\mathrm{mean}\,\lVert\phi(u + \sigma\varepsilon) +
+    \varepsilon\rVert^2` over ``repeats`` noise draws per sample of ``U`` ``(N, Nx)``."""
+    Ub = U.repeat(repeats, 1)
+    eps = torch.randn(Ub.shape, generator=generator, dtype=Ub.dtype, device=Ub.device)
+    return ((net(Ub + sigma * eps) + eps) ** 2).sum(-1).mean()
+
+
+def make_score_net(kind: str, Nx: int, width: int, depth: int) -> torch.nn.Module:
+    """The score network: :class:`PeriodicConvNet` (``'conv'``) or :class:`MLP` (``'mlp'``)."""
+    if kind == "conv":
+        return PeriodicConvNet(channels=width, depth=depth, kernel=5)
+    return MLP(Nx, Nx, width=width, depth=depth)
+
+
+@dataclass
+class SSLS(Filter):
+    """Score-based sequential Langevin sampling (see the module docstring for the maths).
+
+    Args:
+        N: ensemble size.
+        sigma: noise level of the denoising score matching (standardised units).
+        train_steps: Adam steps per cycle (the first cycle trains ``first_steps``).
+        first_steps: Adam steps in the first cycle (from a fresh network).
+        repeats: noise draws per member in each training batch.
+        lr: Adam learning rate.
+        langevin_steps, step: Langevin iterations and step size :math:`\\eta` (standardised units).
+        clip: per-sample bound on the posterior score (times ``sqrt(Nx)``); ``None``: no clipping.
+        infl: multiplicative inflation of the forecast anomalies before the analysis.
+        net: ``'conv'`` (periodic 1-D conv net, translation-equivariant; needs a periodic 1-D
+            domain), ``'mlp'``, or ``'auto'`` (``'conv'`` on a periodic ring of at least 8 points,
+            else ``'mlp'``).
+        width, depth: channels (conv) or units (MLP), and number of layers.
+        device, dtype: torch device and working precision.
+
+    Defaults are sized for ``mods.Lorenz96.ssls`` (Nx=20) and keep one cycle at Nx=40, N=100
+    well under a second on 2 CPU cores (``benchmarks/score_filters.py``).
+    """
+
+    N: int = 100
+    sigma: float = field(default=0.3, metadata={"space": ("log", 0.05, 1.0)})
+    train_steps: int = field(default=20, metadata={"space": ("int", 5, 100)})
+    first_steps: int = 200
+    repeats: int = 4
+    lr: float = 2e-3
+    langevin_steps: int = field(default=100, metadata={"space": ("int", 20, 400)})
+    step: float = field(default=0.1, metadata={"space": ("log", 1e-3, 0.3)})
+    clip: float | None = 10.0
+    infl: float = field(default=1.0, metadata={"space": ("log", 1.0, 1.5)})
+    net: str = "auto"
+    width: int = 32
+    depth: int = 3
+    device: str = "cpu"
+    dtype: str = "float32"
+
+    non_hyper: ClassVar[tuple[str, ...]] = ("device", "dtype")
+
+    def __post_init__(self):
+        check_ensemble_size(self.N)
+        for name in ("sigma", "lr", "step", "infl"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+        for name in ("train_steps", "first_steps", "repeats", "langevin_steps", "width", "depth"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or v < (0 if "steps" in name else 1):
+                raise ValueError(f"{name} must be a {'non-negative' if 'steps' in name else 'positive'} "
+                                 f"integer, got {v!r}")
+        if self.clip is not None and not self.clip > 0:
+            raise ValueError(f"clip must be positive or None, got {self.clip!r}")
+        if self.net not in NETS:
+            raise ValueError(f"unknown net {self.net!r}; choose one of {NETS}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {self.dtype!r}")
+        torch.device(self.device)
+
+    def initialize(self, ctx: Context) -> np.ndarray:
+        return ctx.hmm.prior.sample(self.N, ctx.rng)
+
+    def _net_kind(self, ctx: Context) -> str:
+        if self.net != "auto":
+            return self.net
+        dyn = ctx.hmm.dyn
+        ring = dyn.domain is not None and len(dyn.domain) == 1 and dyn.coords.shape[1] == 1
+        return "conv" if ring and dyn.Nx >= 8 else "mlp"
+
+    def _state(self, ctx: Context) -> dict:
+        """The warm-started network, optimiser and torch generator of this run."""
+        if "ssls" not in ctx.cache:
+            seed = int(ctx.rng.integers(2**63))
+            gen = torch.Generator(device=self.device).manual_seed(seed)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                net = make_score_net(self._net_kind(ctx), ctx.hmm.Nx, self.width, self.depth)
+            net = net.to(device=self.device, dtype=DTYPES[self.dtype])
+            ctx.cache["ssls"] = {"net": net, "opt": torch.optim.Adam(net.parameters(), lr=self.lr),
+                                 "gen": gen, "cycles": 0}
+        return ctx.cache["ssls"]
+
+    def analysis(self, E: np.ndarray, y: np.ndarray, ko: int, ctx: Context) -> np.ndarray:
+        obs, st = ctx.hmm.obs, self._state(ctx)
+        net, gen = st["net"], st["gen"]
+        X = torch.as_tensor(E, device=self.device).to(DTYPES[self.dtype])
+        if self.infl != 1.0:
+            mu = X.mean(dim=0)
+            X = mu + self.infl * (X - mu)
+        U, mean, sd = standardise(X)
+        yt = torch.as_tensor(np.asarray(y), device=self.device).to(X.dtype)
+        with torch_threads(small_problem_threads(4 * X.numel() * self.width)):
+            steps = self.first_steps if st["cycles"] == 0 else self.train_steps
+            net.train()
+            train_steps(st["opt"], lambda _: dsm_loss(net, U, self.sigma, self.repeats, gen), steps)
+            st["cycles"] += 1
+            net.eval()
+            prior_gain = 1.0 / self.sigma
+
+            def score(V: torch.Tensor) -> torch.Tensor:
+                G = obs.grad_loglik(yt, mean + sd * V, ko).mul_(sd)
+                return G.add_(net(V), alpha=prior_gain)
+
+            with torch.no_grad():
+                U = langevin_sample(U, score, self.langevin_steps, self.step, self.clip, gen)
+        return (mean + sd * U).to(device="cpu", dtype=torch.float64).numpy()
