@@ -295,10 +295,16 @@ def noise_inverse(R: Covariance, X):
     return kind, cache[key]
 
 
-def solve_noise(R: Covariance, D, X=None):
-    """Rows of ``D`` (``(..., Ny)``, numpy or torch) mapped by ``R^{-1}``."""
+def solve_noise(R: Covariance, D, X=None, inplace: bool = False):
+    """Rows of ``D`` (``(..., Ny)``, numpy or torch) mapped by ``R^{-1}`` (``inplace``: a
+    diagonal ``R`` overwrites ``D``, which saves a temporary at large sizes)."""
     kind, Rinv = noise_inverse(R, D if X is None else X)
-    return D * Rinv if kind == "diag" else D @ Rinv
+    if kind == "diag":
+        if inplace:
+            D *= Rinv
+            return D
+        return D * Rinv
+    return D @ Rinv
 
 
 def autograd_grad_loglik(obs: Observation, y, X, ko: int):

@@ -203,9 +203,14 @@ class FunctionObs(PartialObs):
         if self.df is None:
             return super(PartialObs, self).grad_loglik(y, X, ko)  # autograd
         Xo = self._take(X, ko)
-        fx = self.f_torch(Xo) if is_torch(X) else self.f(Xo)
-        V = solve_noise(self.noise(ko), as_like(y, X) - fx, X)
-        return self._scatter(V * self.df(Xo), X, ko)
+        V = self.f_torch(Xo) if is_torch(X) else self.f(Xo)
+        if V is Xo:  # an identity-like f: do not overwrite the states
+            V = V.clone() if is_torch(V) else V.copy()
+        V *= -1  # in place from here on: two temporaries of the size of X in all
+        V += as_like(y, X)
+        V = solve_noise(self.noise(ko), V, X, inplace=True)
+        V *= self.df(Xo)
+        return self._scatter(V, X, ko)
 
     def linear(self, x: np.ndarray, ko: int) -> np.ndarray:
         if self.df is None:
@@ -213,8 +218,11 @@ class FunctionObs(PartialObs):
         return super().linear(x, ko) * self.df(x[self.indices(ko)])[:, None]
 
 
-def _darctan(x: np.ndarray) -> np.ndarray:
-    return 1 / (1 + x**2)
+def _darctan(x):
+    """``1 / (1 + x^2)`` for numpy arrays and torch tensors, with one temporary."""
+    d = x * x
+    d += 1
+    return d.reciprocal_() if is_torch(d) else np.reciprocal(d, out=d)
 
 
 def ArctanObs(Nx: int, noise, idx=None) -> FunctionObs:

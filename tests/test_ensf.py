@@ -11,6 +11,7 @@ import torch
 import dafilters as daf
 from dafilters.filters.ensf import (
     EnSF,
+    NoiseStream,
     damping,
     ensf_sample,
     mixture_prior_score,
@@ -116,6 +117,26 @@ def test_standard_noise_is_independent_of_threads():
         torch.set_num_threads(threads)
     assert torch.equal(one, two)
     assert abs(one.mean()) < 0.01 and abs(one.std() - 1) < 0.01
+
+
+def test_prefetched_noise_gives_the_same_samples():
+    """Drawing the next step's noise on a background thread (large CPU blocks) changes nothing."""
+    g = torch.Generator().manual_seed(3)
+    X = torch.randn(2, 2**18, generator=g)
+    y = torch.randn(2**18, generator=g)
+    obs = daf.ArctanObs(2**18, 0.01)
+
+    def run(prefetch):
+        gens = [torch.Generator().manual_seed(s) for s in (1, 2)]
+        return ensf_sample(X, lambda Z: obs.grad_loglik(y, Z, 0), 4, 0.5, 0.025, generators=gens,
+                           prefetch_noise=prefetch)
+
+    assert torch.equal(run(True), run(False))
+    stream = NoiseStream(torch.empty(2, 2**18), [torch.Generator().manual_seed(7)], prefetch=True)
+    a = stream.next().clone()
+    b = stream.next(more=False)
+    plain = [torch.empty(2, 2**18).normal_(generator=g7) for g7 in [torch.Generator().manual_seed(7)] * 2]
+    assert torch.equal(a, plain[0]) and torch.equal(b, plain[1]) and stream.pending is None
 
 
 def test_sampler_blocks_and_reproducibility():

@@ -52,7 +52,7 @@ from .base import Context, Filter, check_ensemble_size
 __all__ = [
     "EnSF", "PRIOR_SCORES", "SOLVERS", "schedule", "sde_coefficients", "damping",
     "paired_prior_score", "mixture_weights", "mixture_prior_score", "reverse_step",
-    "standard_noise", "ensf_sample",
+    "standard_noise", "NoiseStream", "ensf_sample",
 ]
 
 PRIOR_SCORES = ("paired", "mixture")
@@ -159,22 +159,58 @@ def reverse_step(Z: torch.Tensor, S: torch.Tensor, t: float, dt: float, eps_a: f
 _POOL: ThreadPoolExecutor | None = None
 
 
-def standard_noise(out: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="dafilters-noise")
+    return _POOL
+
+
+def standard_noise(out: torch.Tensor, generators: list[torch.Generator],
+                   parallel: bool = True) -> torch.Tensor:
     """Fill ``out`` with standard normal draws: the flattened tensor is cut into
     ``len(generators)`` equal parts, each filled from its own generator (on threads when the
-    tensor is large). The draws depend on the generators only, never on the thread count."""
-    global _POOL
+    tensor is large and ``parallel``). The draws depend on the generators only, never on the
+    thread count."""
     if len(generators) == 1 or out.numel() < SPLIT_NOISE or not out.is_contiguous():
         return out.normal_(generator=generators[0])
     parts = torch.tensor_split(out.view(-1), len(generators))
-    if torch.get_num_threads() > 1 and out.device.type == "cpu":
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="dafilters-noise")
-        list(_POOL.map(lambda pg: pg[0].normal_(generator=pg[1]), zip(parts, generators)))
+    if parallel and torch.get_num_threads() > 1 and out.device.type == "cpu":
+        list(_pool().map(lambda pg: pg[0].normal_(generator=pg[1]), zip(parts, generators)))
     else:
         for p, g in zip(parts, generators):
             p.normal_(generator=g)
     return out
+
+
+class NoiseStream:
+    """Successive standard normal tensors shaped like ``like``, drawn in order from
+    ``generators`` (:func:`standard_noise`).
+
+    With ``prefetch``, the next draw is made on a background thread while the caller computes
+    with the current one (two alternating buffers), so that on a CPU the random numbers, which
+    torch draws on one thread, overlap with the arithmetic; the values are the same either way.
+    """
+
+    def __init__(self, like: torch.Tensor, generators: list[torch.Generator], prefetch: bool = False):
+        self.generators, self.prefetch = generators, prefetch
+        self.buffers = [torch.empty_like(like) for _ in range(2 if prefetch else 1)]
+        self.current = 0
+        self.pending = None
+
+    def _fill(self, buf: torch.Tensor) -> torch.Tensor:
+        return standard_noise(buf, self.generators, parallel=False)
+
+    def next(self, more: bool = True) -> torch.Tensor:
+        """The next draw; ``more=False`` says that no further draw will be asked for."""
+        if not self.prefetch:
+            return standard_noise(self.buffers[0], self.generators)
+        if self.pending is None:
+            self.pending = _pool().submit(self._fill, self.buffers[self.current])
+        xi = self.pending.result()
+        self.current ^= 1
+        self.pending = _pool().submit(self._fill, self.buffers[self.current]) if more else None
+        return xi
 
 
 def _posterior_score(Z: torch.Tensor, X: torch.Tensor, t: float, eps_a: float, eps_b: float,
@@ -196,7 +232,8 @@ def _posterior_score(Z: torch.Tensor, X: torch.Tensor, t: float, eps_a: float, e
 def ensf_sample(X: torch.Tensor, score_lik: Callable[[torch.Tensor], torch.Tensor], steps: int,
                 eps_a: float, eps_b: float, prior_score: str = "paired", solver: str = "sde",
                 clip: float | None = None, generators: list[torch.Generator] | None = None,
-                Z1: torch.Tensor | None = None, block_elems: int = BLOCK_ELEMS) -> torch.Tensor:
+                Z1: torch.Tensor | None = None, block_elems: int = BLOCK_ELEMS,
+                prefetch_noise: bool | None = None) -> torch.Tensor:
     r"""Posterior samples by the reverse-time SDE/ODE of EnSF, ``steps`` Euler steps from
     :math:`t=1` to :math:`t=0` (pseudo-times :math:`t_k = 1 - k/\text{steps}`).
 
@@ -212,6 +249,9 @@ def ensf_sample(X: torch.Tensor, score_lik: Callable[[torch.Tensor], torch.Tenso
             draws, standardised per component over the members).
         block_elems: with the paired score, rows are processed in blocks of at most this many
             elements (all rows at once if the ensemble is smaller).
+        prefetch_noise: draw the SDE noise of the next step on a background thread while the
+            score is computed on one torch thread (:class:`NoiseStream`; same samples). Default:
+            on a multi-threaded CPU when a block has at least ``SPLIT_NOISE`` elements.
 
     Returns:
         The analysis samples ``(N, Nx)``.
@@ -229,18 +269,21 @@ def ensf_sample(X: torch.Tensor, score_lik: Callable[[torch.Tensor], torch.Tenso
     Z = Z1.clone()
     dt = 1.0 / steps
     rows = N if prior_score == "mixture" else max(1, min(N, block_elems // max(Nx, 1)))
-    for r0 in range(0, N, rows):
-        Zb, Xb = Z[r0:r0 + rows], X[r0:r0 + rows]
-        if prior_score == "mixture":
-            Xb = X
-        xi = torch.empty_like(Zb) if solver == "sde" else None
-        for k in range(steps):
-            t = 1.0 - k * dt
-            S = _posterior_score(Zb, Xb, t, eps_a, eps_b, score_lik, prior_score, clip)
-            if xi is not None:
-                standard_noise(xi, gens)
-            reverse_step(Zb, S, t, dt, eps_a, eps_b, xi, inplace=True)
-            del S
+    if prefetch_noise is None:
+        prefetch_noise = (solver == "sde" and X.device.type == "cpu" and torch.get_num_threads() > 1
+                          and min(rows, N) * Nx >= SPLIT_NOISE)
+    with torch_threads(1 if prefetch_noise else None):
+        for r0 in range(0, N, rows):
+            Zb, Xb = Z[r0:r0 + rows], X[r0:r0 + rows]
+            if prior_score == "mixture":
+                Xb = X
+            noise = NoiseStream(Zb, gens, prefetch_noise) if solver == "sde" else None
+            for k in range(steps):
+                t = 1.0 - k * dt
+                S = _posterior_score(Zb, Xb, t, eps_a, eps_b, score_lik, prior_score, clip)
+                xi = noise.next(more=k + 1 < steps) if noise is not None else None
+                reverse_step(Zb, S, t, dt, eps_a, eps_b, xi, inplace=True)
+                del S
     return Z
 
 

@@ -89,11 +89,13 @@ def langevin_sample(U0: torch.Tensor, score: Callable[[torch.Tensor], torch.Tens
     return U
 
 
-def dsm_loss(net: torch.nn.Module, U: torch.Tensor, sigma: float, repeats: int,
+def dsm_loss(net: torch.nn.Module, U: torch.Tensor, sigma: float, batch: int,
              generator: torch.Generator | None = None) -> torch.Tensor:
     r"""Denoising score-matching loss :math:`\mathrm{mean}\,\lVert\phi(u + \sigma\varepsilon) +
-    \varepsilon\rVert^2` over ``repeats`` noise draws per sample of ``U`` ``(N, Nx)``."""
-    Ub = U.repeat(repeats, 1)
+    \varepsilon\rVert^2` over a batch of ``batch`` rows of ``U`` ``(N, Nx)`` drawn with
+    replacement, each with its own noise draw."""
+    idx = torch.randint(U.shape[0], (batch,), generator=generator, device=U.device)
+    Ub = U[idx]
     eps = torch.randn(Ub.shape, generator=generator, dtype=Ub.dtype, device=Ub.device)
     return ((net(Ub + sigma * eps) + eps) ** 2).sum(-1).mean()
 
@@ -114,7 +116,7 @@ class SSLS(Filter):
         sigma: noise level of the denoising score matching (standardised units).
         train_steps: Adam steps per cycle (the first cycle trains ``first_steps``).
         first_steps: Adam steps in the first cycle (from a fresh network).
-        repeats: noise draws per member in each training batch.
+        batch: noisy samples per training step (members drawn with replacement).
         lr: Adam learning rate.
         langevin_steps, step: Langevin iterations and step size :math:`\\eta` (standardised units).
         clip: per-sample bound on the posterior score (times ``sqrt(Nx)``); ``None``: no clipping.
@@ -133,7 +135,7 @@ class SSLS(Filter):
     sigma: float = field(default=0.3, metadata={"space": ("log", 0.05, 1.0)})
     train_steps: int = field(default=20, metadata={"space": ("int", 5, 100)})
     first_steps: int = 200
-    repeats: int = 4
+    batch: int = 256
     lr: float = 2e-3
     langevin_steps: int = field(default=100, metadata={"space": ("int", 20, 400)})
     step: float = field(default=0.1, metadata={"space": ("log", 1e-3, 0.3)})
@@ -152,7 +154,7 @@ class SSLS(Filter):
         for name in ("sigma", "lr", "step", "infl"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
-        for name in ("train_steps", "first_steps", "repeats", "langevin_steps", "width", "depth"):
+        for name in ("train_steps", "first_steps", "batch", "langevin_steps", "width", "depth"):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or v < (0 if "steps" in name else 1):
                 raise ValueError(f"{name} must be a {'non-negative' if 'steps' in name else 'positive'} "
@@ -197,10 +199,10 @@ class SSLS(Filter):
             X = mu + self.infl * (X - mu)
         U, mean, sd = standardise(X)
         yt = torch.as_tensor(np.asarray(y), device=self.device).to(X.dtype)
-        with torch_threads(small_problem_threads(4 * X.numel() * self.width)):
+        with torch_threads(small_problem_threads(self.batch * X.shape[1] * self.width)):
             steps = self.first_steps if st["cycles"] == 0 else self.train_steps
             net.train()
-            train_steps(st["opt"], lambda _: dsm_loss(net, U, self.sigma, self.repeats, gen), steps)
+            train_steps(st["opt"], lambda _: dsm_loss(net, U, self.sigma, self.batch, gen), steps)
             st["cycles"] += 1
             net.eval()
             prior_gain = 1.0 / self.sigma
