@@ -6,8 +6,8 @@
 
 ``ensf``: the EnSF setting (``mods.Lorenz96.bao2024``, Nx=100, arctan of every variable every 10
 RK4 steps, sigma_y=0.05, 150 cycles; rmse.a is the mean over the last 50 analyses). EnSF with the
-paper's tuned values (N=20, eps_a 0.5, eps_b 0.025, 200 reverse steps); LETKF and EnKF (Sqrt),
-N=20, each tuned with Optuna on a separate tuning seed.
+paper's tuned values (N=20, eps_a 0.5, eps_b 0.025, 200 reverse steps) and tuned here (eps_a,
+eps_b); LETKF and EnKF (Sqrt), N=20, each tuned with Optuna on a separate tuning seed.
 
 ``ssls``: the SSLS setting (``mods.Lorenz96.ssls``, Nx=20, dt 0.05, identity observation every
 step with sigma=2, model noise 0.1 sqrt(dt)); 200 cycles, the first 50 left out of the
@@ -37,6 +37,9 @@ def ensf_entries(trials: int, tune_seeds: list[int]) -> list:
     tuned = dict(n_trials=trials, tune_seeds=tune_seeds)
     return [
         daf.EnSF(N=20, eps_a=0.5, eps_b=0.025, steps=200),
+        daf.Tuned(daf.EnSF(N=20, steps=200), space={"eps_a": ("log", 0.2, 0.9), "eps_b": ("log", 0.01, 0.05),
+                                                        "steps": None, "infl": None},
+                  **tuned),
         daf.Tuned(daf.LETKF(N=20), space={"infl": ("log", 1.0, 1.3), "loc_rad": ("log", 0.5, 10)},
                   **tuned),
         daf.Tuned(daf.EnKF("Sqrt", N=20), space={"infl": ("log", 1.0, 1.5)}, **tuned),
@@ -55,8 +58,8 @@ def ssls_entries(N: int, trials: int, tune_seeds: list[int]) -> list:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tables", nargs="+", default=["ensf", "ssls"], choices=["ensf", "ssls"])
-    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--tune-seeds", type=int, nargs="+", default=[100])
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4])
+    p.add_argument("--tune-seeds", type=int, nargs="+", default=[100, 101])
     p.add_argument("--trials", type=int, default=16)
     p.add_argument("--sizes", type=int, nargs="+", default=[50, 200, 500], help="ensemble sizes (ssls)")
     p.add_argument("--workers", type=int, default=1)

@@ -77,6 +77,23 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
+def new_record(hmm: HMM, flt: Filter, seed: int) -> dict[str, Any]:
+    """The record of a run before it runs: HMM, filter, settings, seed, status ``'ok'``."""
+    return {"hmm": hmm.name, "filter": type(flt).__name__, "name": flt.name, "params": flt.params(),
+            "seed": int(seed), "status": "ok", "error": None, "diverged_at": None,
+            "n_cycles": hmm.tseq.Ko + 1}
+
+
+def error_record(record: dict[str, Any], error: str, tb: str | None = None) -> dict[str, Any]:
+    """Mark ``record`` as failed with ``error``: status ``'error'`` and NaN statistics."""
+    record.update(status="error", error=error, s_per_cycle=np.nan)
+    if tb is not None:
+        record["traceback"] = tb
+    record.update({name: np.nan for name in AVERAGES})
+    record.update({name + ".ci": np.nan for name in AVERAGES})
+    return record
+
+
 def run_one(hmm: HMM, flt: Filter, seed: int, xx: np.ndarray, yy, progress: bool = False,
             ) -> tuple[dict, dict[str, np.ndarray]]:
     """Run one filter on one twin experiment; never raises for a failing filter.
@@ -84,22 +101,12 @@ def run_one(hmm: HMM, flt: Filter, seed: int, xx: np.ndarray, yy, progress: bool
     Returns the record (a flat dict: settings, status, time averages, timing) and the per-cycle
     series (``{"rmse.a": (Ko+1,), ...}``).
     """
-    record: dict[str, Any] = {
-        "hmm": hmm.name, "filter": type(flt).__name__, "name": flt.name, "params": flt.params(),
-        "seed": int(seed), "status": "ok", "error": None, "diverged_at": None,
-        "n_cycles": hmm.tseq.Ko + 1,
-    }
+    record = new_record(hmm, flt, seed)
     series: dict[str, np.ndarray] = {}
     try:
         stats = flt.assimilate(hmm, xx, yy, seed=seed, progress=progress)
     except Exception as err:  # a crashing filter is recorded, and the table goes on
-        record["status"] = "error"
-        record["error"] = f"{type(err).__name__}: {err}"
-        record["traceback"] = traceback.format_exc(limit=-4)
-        record.update({name: np.nan for name in AVERAGES})
-        record.update({name + ".ci": np.nan for name in AVERAGES})
-        record["s_per_cycle"] = np.nan
-        return record, series
+        return error_record(record, f"{type(err).__name__}: {err}", traceback.format_exc(limit=-4)), series
     if stats.diverged:
         record["status"] = "diverged"
         record["diverged_at"] = stats.diverged_at
@@ -222,6 +229,9 @@ class Experiments:
         tasks = [(hmm, flt, seed, extra) for hmm, flt, extra in plan for seed in self.seeds]
         tasks.sort(key=lambda t: (self.hmms.index(t[0]), t[2]))  # same (hmm, seed) together
         records: list[dict | None] = [self._load(hmm, flt, seed) for hmm, flt, seed, _ in tasks]
+        for i, (hmm, flt, seed, extra) in enumerate(tasks):
+            if records[i] is None and "tune_error" in extra:  # nothing to run: its tuning failed
+                records[i] = error_record(new_record(hmm, flt, seed), extra["tune_error"]) | extra
         todo = [i for i, r in enumerate(records) if r is None]
         bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc="experiments",
                    disable=not show, unit="run")
@@ -278,7 +288,14 @@ class Experiments:
             else:
                 if progress:
                     tqdm.write(f"[dafilters] tuning {entry.name} on {hmm.name}", file=sys.stderr)
-                result = entry.tune(hmm)
+                try:
+                    result = entry.tune(hmm)
+                except Exception as err:  # e.g. every trial diverged: recorded, the table goes on
+                    tqdm.write(f"[dafilters] tuning {entry.name} failed: {err}", file=sys.stderr)
+                    out.append((entry.filter, {"tuned": True, "tune_seeds": list(entry.tune_seeds),
+                                               "n_trials": entry.n_trials,
+                                               "tune_error": f"tuning failed: {type(err).__name__}: {err}"}))
+                    continue
                 flt, value = result.filter, result.value
                 if path is not None:
                     text = json.dumps(_jsonable({"params": result.params, "value": value})).encode()
@@ -332,6 +349,15 @@ def format_uq(mu: float, ci: float) -> str:
         return f"{mu:.4g}"
     decimals = int(min(6, max(0, -np.floor(np.log10(ci)))))
     return f"{mu:.{decimals}f} ± {ci:.{decimals}f}"
+
+
+def format_setting(v: Any) -> str:
+    """A hyper-parameter for a table: floats with 4 significant digits (tuned values are long)."""
+    if v is None:
+        return ""
+    if isinstance(v, (float, np.floating)) and not float(v).is_integer():
+        return f"{v:.4g}"
+    return str(v)
 
 
 class Results:
@@ -426,7 +452,7 @@ class Results:
             rows = []
             for _, r in g.iterrows():
                 label = r["filter"] + (" (tuned)" if r["tuned"] else "")
-                row = [label] + ["" if r[p] is None else r[p] for p in used]
+                row = [label] + [format_setting(r[p]) for p in used]
                 row += [format_uq(r[m], r[m + ".ci"]) for m in metrics]
                 row += [f"{1e3 * r['s_per_cycle']:.3g}", f"{r['ok']}/{r['seeds']}", r["status"]]
                 rows.append(row)

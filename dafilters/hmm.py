@@ -167,6 +167,13 @@ class Dynamics:
             raise NotImplementedError(f"{type(self).__name__} defines no step()")
         return self._model(E, t, dt)
 
+    def step_torch(self, X, t: float, dt: float):
+        """:meth:`step` on a torch tensor ``(..., Nx)``, differentiable (for filters trained by
+        unrolling the model, e.g. MNMEF). Models implement it where they can."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no torch step: implement step_torch() to train filters that "
+            "unroll the model")
+
     def linear(self, x: np.ndarray, t: float, dt: float) -> np.ndarray:
         """Jacobian ``dM/dx`` at ``x``, shape ``(Nx, Nx)``."""
         if self._linear is None:

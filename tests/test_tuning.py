@@ -1,3 +1,4 @@
+import dataclasses
 import subprocess
 import sys
 import textwrap
@@ -137,3 +138,21 @@ def test_grid_best_view():
     assert "1.0" not in res.table(print_it=False, best_over="infl").split("\n", 3)[-1].split()[3:4]
     with pytest.raises(ValueError, match="no such setting"):
         res.best(over="loc_rad")
+
+
+def test_failed_tuning_is_recorded_and_the_table_goes_on(tmp_path):
+    """Every trial of a filter that always crashes fails: the entry gets an error row that says
+    so, and the other entries still run."""
+
+    @dataclasses.dataclass
+    class Broken(daf.EnKF):
+        def analysis(self, E, y, ko, ctx):
+            raise FloatingPointError("boom")
+
+    entry = daf.Tuned(Broken("Sqrt", N=15), n_trials=2, tune_seeds=[11], space=SPACE)
+    res = daf.Experiments(HMM, [entry, daf.EnKF("Sqrt", N=15, infl=1.05)], seeds=[1]).run(progress=False)
+    df = res.frame()
+    assert df["status"].tolist()[1] == "ok" and np.isfinite(df.loc[1, "rmse.a"])
+    bad = [r for r in res.records if r.get("tuned")]
+    assert len(bad) == 1 and bad[0]["status"] == "error" and "tuning failed" in bad[0]["error"]
+    assert "(tuned)" in res.table(print_it=False)

@@ -29,6 +29,7 @@ class TrainConfig:
         grad_clip: clip the global gradient norm (0: no clipping).
         seed: seeds the shuffling. progress: show a progress bar (``None``: on a terminal).
         checkpoint: a file where the best state is saved after every improvement.
+        max_seconds: stop after the epoch that passes this wall time (``None``: no limit).
     """
 
     epochs: int = 50
@@ -40,6 +41,7 @@ class TrainConfig:
     seed: int = 0
     progress: bool | None = None
     checkpoint: str | os.PathLike | None = None
+    max_seconds: float | None = None
 
 
 @dataclass
@@ -130,6 +132,9 @@ def fit_model(modules: Sequence[torch.nn.Module], loss_fn: Callable[[tuple], tor
             if cfg.patience and waited >= cfg.patience:
                 hist.stopped = f"early stop at epoch {epoch} (best {hist.best_epoch})"
                 break
+        if cfg.max_seconds is not None and time.perf_counter() - start > cfg.max_seconds:
+            hist.stopped = f"time limit after epoch {epoch} (best {hist.best_epoch})"
+            break
     bar.close()
     hist.stopped = hist.stopped or f"{cfg.epochs} epochs"
     if best_state is not None:

@@ -38,6 +38,13 @@ def tendency(x: np.ndarray, F: float = Force) -> np.ndarray:
     return out
 
 
+def tendency_torch(x, F: float = Force):
+    """:func:`tendency` for torch tensors ``(..., Nx)`` (differentiable)."""
+    import torch
+
+    return (torch.roll(x, -1, -1) - torch.roll(x, 2, -1)) * torch.roll(x, 1, -1) - x + F
+
+
 def jacobian(x: np.ndarray) -> np.ndarray:
     """Jacobian of :func:`tendency` at one state ``(Nx,)``, shape ``(Nx, Nx)``."""
     Nx = len(x)
@@ -67,6 +74,9 @@ class Lorenz96(Dynamics):
 
     def step(self, E: np.ndarray, t: float, dt: float) -> np.ndarray:
         return rk4(self.dxdt, E, t, dt)
+
+    def step_torch(self, X, t: float, dt: float):
+        return rk4(lambda x, t: tendency_torch(x, self.F), X, t, dt)
 
     def linear(self, x: np.ndarray, t: float, dt: float) -> np.ndarray:
         return rk4_jacobian(self.dxdt, jacobian, x, t, dt)

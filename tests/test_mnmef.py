@@ -1,0 +1,110 @@
+"""MNMEF: the update, its symmetries, training, fine-tuning, saving and loading."""
+
+import numpy as np
+import pytest
+import torch
+
+import dafilters as daf
+from dafilters.filters.mnmef import MNMEF, distance_bins, mnmef_update
+from mods.Lorenz96 import bach2025
+
+
+@pytest.fixture(scope="module")
+def hmm():
+    return bach2025.build(sigma=1.0, Ko=119)
+
+
+def neutral(flt, hmm):
+    """Untrained networks set to no localization, no inflation and no correction."""
+    flt.spec = flt.spec_for(hmm)
+    flt.nets = flt.build(flt.spec)
+    with torch.no_grad():
+        flt.nets["heads"].loc.bias.fill_(30.0)
+        flt.nets["heads"].infl.bias.copy_(torch.tensor([-30.0, -30.0]))
+    return flt
+
+
+def inputs(hmm, N, seed=0):
+    rng = np.random.default_rng(seed)
+    E = bach2025.attractor_point() + rng.standard_normal((N, hmm.Nx))
+    y = hmm.obs.sample(E[0] + rng.standard_normal(hmm.Nx), 0, rng)
+    return E, y, rng.standard_normal((N, len(y))), rng.standard_normal((N, hmm.Nx))
+
+
+def run_update(flt, hmm, E, y, xi_o, xi_a):
+    bxy, byy, r_std = flt._setup(hmm, 0, {})
+    t = lambda a: torch.as_tensor(a, dtype=torch.float64)  # noqa: E731
+    nets = {k: v.double() for k, v in flt.nets.items()}
+    with torch.no_grad():
+        return mnmef_update(nets, t(E)[None], t(y)[None], lambda X: hmm.obs.h_torch(X, 0), r_std.double(),
+                            bxy, byy, flt.spec["scale"], t(xi_o)[None], t(xi_a)[None])[0].numpy()
+
+
+def test_neutral_update_is_the_perturbed_observation_enkf(hmm):
+    N = 12
+    flt = neutral(MNMEF(N=N), hmm)
+    E, y, xi_o, xi_a = inputs(hmm, N)
+    Ea = run_update(flt, hmm, E, y, xi_o, xi_a)
+    R = hmm.obs.noise(0).full
+    D = xi_o @ np.sqrt(R)
+    D = (D - D.mean(0)) * np.sqrt(N / (N - 1))
+    Eo = hmm.obs(E, 0)
+    A, Y = E - E.mean(0), Eo - Eo.mean(0)
+    K = (A.T @ Y / (N - 1)) @ np.linalg.inv(Y.T @ Y / (N - 1) + R)
+    np.testing.assert_allclose(Ea, E + (y - D - Eo) @ K.T, atol=1e-9)
+
+
+def test_update_is_permutation_equivariant(hmm):
+    N = 10
+    flt = MNMEF(N=N)
+    flt.spec = flt.spec_for(hmm)
+    flt.nets = flt.build(flt.spec)
+    with torch.no_grad():
+        flt.nets["heads"].gate.fill_(0.3)  # the correction term acts too
+    E, y, xi_o, xi_a = inputs(hmm, N, seed=1)
+    perm = np.random.default_rng(2).permutation(N)
+    a = run_update(flt, hmm, E, y, xi_o, xi_a)
+    b = run_update(flt, hmm, E[perm], y, xi_o[perm], xi_a[perm])
+    np.testing.assert_allclose(b, a[perm], atol=1e-9)
+
+
+def test_distance_bins_on_the_ring():
+    coords = np.arange(8.0)[:, None]
+    bxy, byy = distance_bins(coords, coords[::4], (8.0,), 1.0, 4)
+    assert bxy[:, 0].tolist() == [0, 1, 2, 3, 3, 3, 2, 1]  # distance 4 capped at bin 3
+    assert byy.tolist() == [[0, 3], [3, 0]]
+
+
+def test_tiny_training_save_load_fine_tune(hmm, tmp_path):
+    kw = dict(n_traj=1, window=6, warmup=2, stride=6, epochs=2, batch_size=4, d_model=16, heads=2)
+    flt = MNMEF(N=8, **kw).fit(hmm, progress=False)
+    tr = flt.training
+    assert len(tr["train_loss"]) == 2 and np.isfinite(tr["train_loss"]).all() and tr["device"] == "cpu"
+    xx, yy = hmm.simulate(seed=3)
+    a = flt.assimilate(hmm, xx, yy, seed=3).averages()
+    assert np.isfinite(a["rmse.a"])
+    flt.save(tmp_path / "m.pt")
+    loaded = daf.Filter.load(tmp_path / "m.pt")
+    assert loaded.assimilate(hmm, xx, yy, seed=3).averages()["rmse.a"] == a["rmse.a"]
+    other = bach2025.build(sigma=1.0, Nx=20, Ko=109)
+    with pytest.raises(ValueError, match="Nx=40.*has Nx=20"):
+        loaded.assimilate(other, *other.simulate(0))
+    # fine-tuning at another N: the set summary stays as pretrained, the heads move
+    fine = MNMEF(N=12, **kw).fit(hmm, pretrained=loaded, progress=False)
+    assert fine.training["fine_tuned"]
+    for p, q in zip(fine.nets["summary"].parameters(), loaded.nets["summary"].parameters()):
+        assert torch.equal(p, q)
+    assert not torch.equal(fine.nets["heads"].loc.weight, loaded.nets["heads"].loc.weight)
+    assert np.isfinite(fine.assimilate(hmm, xx, yy, seed=3).averages()["rmse.a"])
+
+
+def test_clear_errors():
+    from mods.LinearGauss import build
+
+    lg = build(Nx=5, Ko=10, BurnIn=1.0)
+    with pytest.raises(NotImplementedError, match="no torch step"):
+        MNMEF(N=5, n_traj=1, window=3, warmup=1, epochs=1).fit(lg)
+    with pytest.raises(ValueError, match="warmup"):
+        MNMEF(window=5, warmup=5)
+    with pytest.raises(ValueError, match="N >= 3"):
+        MNMEF(N=2)
