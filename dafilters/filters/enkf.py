@@ -24,6 +24,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..gaussian import Covariance
+from ..localization import TAPERS, pairwise_distances, taper
 from .base import Context, Filter, check_ensemble_size
 
 __all__ = [
@@ -120,6 +121,40 @@ def denkf_update(E: np.ndarray, Eo: np.ndarray, y: np.ndarray, R: Covariance) ->
     return mu + T @ A
 
 
+def localized_gain(A: np.ndarray, Y: np.ndarray, R: Covariance, rho_xy: np.ndarray,
+                   rho_yy: np.ndarray) -> np.ndarray:
+    r"""Kalman gain with covariance localization in observation space (Houtekamer & Mitchell 2001):
+
+    .. math:: K = (\rho_{xy} \circ P_{xy})(\rho_{yy} \circ P_{yy} + R)^{-1},\qquad
+        P_{xy} = \frac{A^T Y}{N-1},\ P_{yy} = \frac{Y^T Y}{N-1}.
+
+    Args: anomalies ``A`` ``(N, Nx)`` and ``Y`` ``(N, Ny)``; tapers ``rho_xy`` ``(Nx, Ny)`` and
+    ``rho_yy`` ``(Ny, Ny)``. Returns ``K`` ``(Nx, Ny)``.
+    """
+    N = A.shape[0]
+    Pxy = rho_xy * (A.T @ Y) / (N - 1)
+    C = rho_yy * (Y.T @ Y) / (N - 1) + R.full
+    return np.linalg.solve(C, Pxy.T).T  # C is symmetric
+
+
+def localized_update(E: np.ndarray, Eo: np.ndarray, y: np.ndarray, R: Covariance, rho_xy: np.ndarray,
+                     rho_yy: np.ndarray, kind: str, rng: np.random.Generator | None = None) -> np.ndarray:
+    r"""Localized ``'PertObs'`` or ``'DEnKF'`` analysis with the gain of :func:`localized_gain`:
+    :math:`E^a_n = E_n + K(y - D_n - h(E_n))` (perturbations as in :func:`pertobs_update`), or
+    :math:`\bar x^a = \bar x + K\delta`, :math:`A^a = A - \tfrac12 K Y`. With tapers of ones
+    these are :func:`pertobs_update` and :func:`denkf_update`."""
+    N = E.shape[0]
+    mu, yo = E.mean(axis=0), Eo.mean(axis=0)
+    A, Y = E - mu, Eo - yo
+    K = localized_gain(A, Y, R, rho_xy, rho_yy)
+    if kind == "PertObs":
+        D = R.sample(N, rng)
+        D -= D.mean(axis=0)
+        D *= np.sqrt(N / (N - 1))
+        return E + (y - D - Eo) @ K.T
+    return mu + (y - yo) @ K.T + A - 0.5 * Y @ K.T
+
+
 @lru_cache(maxsize=32)
 def _basis_with_ones(N: int) -> np.ndarray:
     """An orthonormal basis ``(N, N)`` of R^N whose first column is ``1/sqrt(N)``."""
@@ -168,6 +203,11 @@ class EnKF(Filter):
         N: ensemble size (>= 2).
         infl: multiplicative inflation of the analysis anomalies (1 = none).
         rot: apply a random mean-preserving rotation to the analysis anomalies.
+        loc_rad: covariance localization radius for ``'PertObs'`` and ``'DEnKF'`` (tapered
+            state-observation and observation-observation covariances, :func:`localized_update`;
+            same units and taper convention as the LETKF's); ``None``: no localization. The
+            ``'Sqrt'`` update is localized by :class:`~dafilters.LETKF` instead.
+        taper: ``'GC'``, ``'Gauss'`` or ``'Step'``.
 
     The ensemble starts as ``N`` draws from the prior and is propagated with the model noise.
     """
@@ -176,10 +216,20 @@ class EnKF(Filter):
     N: int = 10
     infl: float = field(default=1.0, metadata={"space": ("log", 1.0, 1.5)})
     rot: bool = False
+    loc_rad: float | None = None
+    taper: str = "GC"
 
     def __post_init__(self):
         if self.upd_a not in UPDATES:
             raise ValueError(f"unknown EnKF update upd_a={self.upd_a!r}; choose one of {UPDATES}")
+        if self.loc_rad is not None:
+            if self.upd_a == "Sqrt":
+                raise ValueError("the 'Sqrt' EnKF is not localized here: use LETKF(N, infl, loc_rad) "
+                                 "or upd_a='PertObs'/'DEnKF' with loc_rad")
+            if not self.loc_rad > 0:
+                raise ValueError(f"loc_rad must be positive or None, got {self.loc_rad!r}")
+            if self.taper not in TAPERS:
+                raise ValueError(f"unknown taper {self.taper!r}; choose one of {TAPERS}")
         check_ensemble_size(self.N)
         if not self.infl > 0:
             raise ValueError(f"inflation must be positive, got infl={self.infl!r}")
@@ -187,11 +237,26 @@ class EnKF(Filter):
     def initialize(self, ctx: Context) -> np.ndarray:
         return ctx.hmm.prior.sample(self.N, ctx.rng)
 
+    def _tapers(self, ctx: Context, ko: int) -> tuple[np.ndarray, np.ndarray]:
+        """Tapers of the state-observation and observation-observation distances (cached per
+        observation layout)."""
+        dyn = ctx.hmm.dyn
+        where = ctx.hmm.obs.locations(ko, dyn.coords)
+        key = ("enkf-tapers", where.shape, where.tobytes())
+        if key not in ctx.cache:
+            dom = None if dyn.domain is None else np.asarray(dyn.domain, dtype=float)
+            ctx.cache[key] = (taper(pairwise_distances(dyn.coords, where, dom), self.loc_rad, self.taper),
+                              taper(pairwise_distances(where, where, dom), self.loc_rad, self.taper))
+        return ctx.cache[key]
+
     def analysis(self, E: np.ndarray, y: np.ndarray, ko: int, ctx: Context) -> np.ndarray:
         obs = ctx.hmm.obs
         Eo = obs(E, ko)
         R = obs.noise(ko)
-        if self.upd_a == "Sqrt":
+        if self.loc_rad is not None:
+            rho_xy, rho_yy = self._tapers(ctx, ko)
+            E = localized_update(E, Eo, y, R, rho_xy, rho_yy, self.upd_a, ctx.rng)
+        elif self.upd_a == "Sqrt":
             E = sqrt_update(E, Eo, y, R)
         elif self.upd_a == "PertObs":
             E = pertobs_update(E, Eo, y, R, ctx.rng)
