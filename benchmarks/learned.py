@@ -1,14 +1,19 @@
-"""Learned filters against tuned classical ones (MNMEF on Lorenz-96, DESIGN.md section 5).
+"""Learned filters against classical ones: MNMEF on Lorenz-96, SDA on Lorenz-63.
 
-    python benchmarks/learned.py                         # pretrain N=20, fine-tune N=10, table
-    python benchmarks/learned.py --minutes 25 --finetune-minutes 10 --seeds 1 2 3 --markdown
+    python benchmarks/learned.py                         # both parts
+    python benchmarks/learned.py --parts mnmef --minutes 25 --finetune-minutes 10 --markdown
+    python benchmarks/learned.py --parts sda --sda-minutes 10 --markdown
     python benchmarks/learned.py --device cuda           # train and run the networks on a GPU
 
-Setting: ``mods.Lorenz96.bach2025`` (Nx=40, every 4th variable observed with sigma_y=1, obs every
+MNMEF. Setting: ``mods.Lorenz96.bach2025`` (Nx=40, every 4th variable observed with sigma_y=1, obs every
 0.15 time units, 1500 cycles). MNMEF is pretrained at N=20 and fine-tuned at N=10 with its set
 summary frozen (trained models are kept in ``--models-dir`` and reused). LETKF and EnKF (Sqrt) are
 tuned with Optuna on a separate tuning seed and evaluated on the same seeds as MNMEF. Published
 tuned DAPPER LETKF: 2.020 (N=10), 1.577 (N=20).
+
+SDA. Setting: ``mods.Lorenz63.rozet2023`` (dt 0.025, x observed every 8 steps with sigma 0.05).
+SDA (sliding window over the latest observations) beside the EnKF (PertObs, inflation tuned) and
+the bootstrap particle filter (regularisation tuned), with RMSE and CRPS.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import torch
 
 import dafilters as daf
 from dafilters.filters.learned import load_filter
+from mods.Lorenz63 import rozet2023
 from mods.Lorenz96 import bach2025
 
 PUBLISHED_LETKF = {10: 2.020, 20: 1.577}
@@ -41,22 +47,7 @@ def trained_mnmef(hmm, N: int, minutes: float, path: Path, device: str, pretrain
     return flt
 
 
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--minutes", type=float, default=20.0, help="pretraining budget at N=20")
-    p.add_argument("--finetune-minutes", type=float, default=8.0, help="fine-tuning budget at N=10")
-    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--tune-seeds", type=int, nargs="+", default=[100])
-    p.add_argument("--trials", type=int, default=16)
-    p.add_argument("--models-dir", default="benchmarks/models")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    p.add_argument("--Ko", type=int, default=1499, help="last observation index (a quick check: 199)")
-    p.add_argument("--markdown", action="store_true")
-    args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-
+def mnmef_part(args) -> None:
     hmm = bach2025.build(sigma=1.0, Ko=args.Ko)
     models = Path(args.models_dir)
     m20 = trained_mnmef(hmm, 20, args.minutes, models / "mnmef-l96-N20.pt", args.device)
@@ -72,21 +63,71 @@ def main(argv=None) -> None:
     res = daf.Experiments(hmm, entries, seeds=args.seeds).run(progress=False)
     print(f"# {platform.machine()}, {os.cpu_count()} cores; seeds {args.seeds}, tuning seeds "
           f"{args.tune_seeds}; table in {time.perf_counter() - start:.0f} s\n")
-    fmt = "github" if args.markdown else "simple"
-    res.table(metrics=("rmse.a", "crps.a", "spread.a"), tablefmt=fmt)
+    res.table(metrics=("rmse.a", "crps.a", "spread.a"), tablefmt="github" if args.markdown else "simple")
     print()
     for m in (m20, m10):
-        tr = m.training
-        print(f"- MNMEF N={m.N}: trained {tr['seconds'] / 60:.1f} min on {tr['device']}"
-              f"{' (fine-tuned from N=20, summary frozen)' if tr.get('fine_tuned') else ''}, "
-              f"{len(tr['train_loss'])} epochs, {tr['stopped']}, best validation loss "
-              f"{min(tr['val_loss']):.4f}")
+        print(training_line(m))
     frame = res.frame()
     for N, pub in PUBLISHED_LETKF.items():
         mn = frame[(frame["filter"] == "MNMEF") & (frame["N"] == N)]["rmse.a"].iloc[0]
         lk = frame[(frame["filter"] == "LETKF") & (frame["N"] == N)]["rmse.a"].iloc[0]
         print(f"- N={N}: MNMEF {mn:.3f} vs tuned LETKF {lk:.3f} ({100 * (mn / lk - 1):+.1f}%); "
               f"published LETKF {pub}")
+
+
+def training_line(m) -> str:
+    tr = m.training
+    return (f"- {type(m).__name__} N={m.N}: trained {tr['seconds'] / 60:.1f} min on {tr['device']}"
+            f"{' (fine-tuned, summary frozen)' if tr.get('fine_tuned') else ''}, {len(tr['train_loss'])} "
+            f"epochs, {tr['stopped']}, best validation loss {min(tr['val_loss']):.4f}")
+
+
+def sda_part(args) -> None:
+    hmm = rozet2023.build(Ko=args.sda_Ko)
+    path = Path(args.models_dir) / "sda-l63.pt"
+    sda = daf.SDA(N=args.sda_N, minutes=args.sda_minutes, device=args.device)
+    if path.exists() and (old := load_filter(path, device=args.device)).matches(hmm) and old.name == sda.name:
+        sda = old
+    else:
+        sda.fit(hmm, progress=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sda.save(path)
+    tuned = dict(n_trials=args.trials, tune_seeds=args.tune_seeds)
+    entries = [sda,
+               daf.Tuned(daf.EnKF("PertObs", N=args.sda_N), space={"infl": ("log", 1.0, 1.5)}, **tuned),
+               daf.Tuned(daf.PartFilt(N=args.pf_N, NER=0.5), space={"reg": ("log", 0.05, 4.0)}, **tuned)]
+    start = time.perf_counter()
+    res = daf.Experiments(hmm, entries, seeds=args.seeds).run(progress=False)
+    print(f"\n# {hmm.name}; seeds {args.seeds}; table in {time.perf_counter() - start:.0f} s\n")
+    res.table(metrics=("rmse.a", "crps.a", "spread.a"), tablefmt="github" if args.markdown else "simple")
+    print()
+    print(training_line(sda))
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--parts", nargs="+", default=["mnmef", "sda"], choices=["mnmef", "sda"])
+    p.add_argument("--minutes", type=float, default=20.0, help="MNMEF pretraining budget at N=20")
+    p.add_argument("--finetune-minutes", type=float, default=8.0, help="MNMEF fine-tuning budget at N=10")
+    p.add_argument("--sda-minutes", type=float, default=10.0, help="SDA training budget")
+    p.add_argument("--sda-N", type=int, default=32, help="SDA and EnKF ensemble size (L63)")
+    p.add_argument("--pf-N", type=int, default=500, help="particle filter size (L63)")
+    p.add_argument("--sda-Ko", type=int, default=299, help="last observation index of the L63 runs")
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--tune-seeds", type=int, nargs="+", default=[100])
+    p.add_argument("--trials", type=int, default=16)
+    p.add_argument("--models-dir", default="benchmarks/models")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--Ko", type=int, default=1499, help="last observation index, L96 (a quick check: 199)")
+    p.add_argument("--markdown", action="store_true")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if "mnmef" in args.parts:
+        mnmef_part(args)
+    if "sda" in args.parts:
+        sda_part(args)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ __all__ = [
 __all__ += ["TorchObs"]
 
 #: Torch-based filters, imported on first access (``import dafilters`` does not import torch).
-_LAZY_FILTERS = ("EnSF", "SSLS", "MNMEF")
+_LAZY_FILTERS = ("EnSF", "SSLS", "MNMEF", "SDA")
 __all__ += list(_LAZY_FILTERS)
 
 
