@@ -168,14 +168,14 @@ class SDA(LearnedFilter):
 
     N: int = 64
     k: int = 2
-    window: int = 17
-    gamma: float = 1.0
+    window: int = 33
+    gamma: float = 0.1
     steps: int = 64
     corrections: int = 1
     tau: float = 0.1
     width: int = 256
     depth: int = 3
-    n_traj: int = 8
+    n_traj: int = 16
     epochs: int = 200
     batch_size: int = 256
     lr: float = 1e-3
