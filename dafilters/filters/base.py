@@ -74,6 +74,15 @@ def check_ensemble_size(N: int) -> None:
         raise ValueError(f"ensemble size N must be an integer >= 2, got N={N!r}")
 
 
+def check_positive(obj: Any, *names: str) -> None:
+    """Raise a ``ValueError`` naming the first of the attributes ``names`` of ``obj`` that is not
+    a positive number."""
+    for name in names:
+        value = getattr(obj, name)
+        if not value > 0:
+            raise ValueError(f"{name} must be positive, got {value!r}")
+
+
 @dataclass
 class Filter:
     """Base class of all filters. Subclasses are dataclasses; their fields are hyper-parameters.

@@ -43,7 +43,7 @@ from ..hmm import HMM
 from ..localization import gaspari_cohn, pairwise_distances
 from ..nn.data import simulate_trajectories, split, windows
 from ..nn.training import TrainConfig, fit_model
-from .base import Context, check_ensemble_size
+from .base import Context, check_ensemble_size, check_positive
 from .learned import LearnedFilter, hmm_spec
 
 __all__ = ["MNMEF", "SetSummary", "MNMEFHeads", "mnmef_update", "distance_bins"]
@@ -190,9 +190,7 @@ class MNMEF(LearnedFilter):
             raise ValueError(f"MNMEF needs N >= 3 members, got N={self.N}")
         if not 0 <= self.warmup < self.window:
             raise ValueError(f"need 0 <= warmup < window, got warmup={self.warmup}, window={self.window}")
-        for name in ("bin_width", "loc_init", "init_spread", "lr", "minutes"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+        check_positive(self, "bin_width", "loc_init", "init_spread", "lr", "minutes")
 
     # -- networks ---------------------------------------------------------------------------
     def spec_for(self, hmm: HMM) -> dict[str, Any]:

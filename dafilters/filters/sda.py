@@ -45,7 +45,7 @@ from torch import nn
 from ..hmm import HMM
 from ..nn.data import simulate_trajectories, split, windows
 from ..nn.training import TrainConfig, fit_model
-from .base import Context, check_ensemble_size
+from .base import Context, check_ensemble_size, check_positive
 from .learned import LearnedFilter
 
 __all__ = ["SDA", "LocalDenoiser", "schedule", "compose_windows", "guided_sample"]
@@ -187,9 +187,7 @@ class SDA(LearnedFilter):
         check_ensemble_size(self.N)
         if self.k < 1 or self.window < 2 * self.k + 1:
             raise ValueError(f"need k >= 1 and window >= 2k+1, got k={self.k}, window={self.window}")
-        for name in ("gamma", "tau", "lr", "minutes"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+        check_positive(self, "gamma", "tau", "lr", "minutes")
 
     # -- networks and data ---------------------------------------------------------------------
     def spec_for(self, hmm: HMM) -> dict[str, Any]:

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from ..nn.nets import MLP, PeriodicConvNet, small_problem_threads, torch_threads, train_steps
-from .base import Context, Filter, check_ensemble_size
+from .base import Context, Filter, check_ensemble_size, check_positive
 
 __all__ = ["SSLS", "NETS", "clip_per_sample", "langevin_sample", "dsm_loss", "standardise"]
 
@@ -151,9 +151,7 @@ class SSLS(Filter):
 
     def __post_init__(self):
         check_ensemble_size(self.N)
-        for name in ("sigma", "lr", "step", "infl"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+        check_positive(self, "sigma", "lr", "step", "infl")
         for name in ("train_steps", "first_steps", "batch", "langevin_steps", "width", "depth"):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or v < (0 if "steps" in name else 1):
