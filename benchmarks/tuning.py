@@ -22,8 +22,8 @@ import dafilters as daf
 from mods.Lorenz96 import bach2025
 
 PUBLISHED = {5: 2.635, 10: 2.020, 15: 1.745, 20: 1.577, 40: 1.396, 60: 1.341, 100: 1.304}
-INFL = (1.0, 1.4)
-RADIUS = (1.0, 16.0)
+INFL = (1.0, 1.2)
+RADIUS = (1.0, 10.0)
 
 
 def grid_search(hmm, N: int, seeds: list[int], workers: int) -> tuple[float, dict, float]:
