@@ -429,12 +429,14 @@ class Results:
         """
         over = [over] if isinstance(over, str) else list(over)
         df = self.frame()
-        missing = [d for d in over if d not in df.columns]
+        missing = [d for d in over if d not in df.columns or df[d].isna().all()]
         if missing:
-            raise ValueError(f"no such setting(s) {missing}; settings: {self.param_names()}")
+            used = [p for p in self.param_names() if df[p].notna().any()]
+            raise ValueError(f"no such setting(s) {missing} in these runs; settings: {used}")
         keys = ["hmm", "filter"] + [p for p in self.param_names() if p not in over]
         ran = df[df[metric].notna()]
-        groups = ran.groupby([ran[k].astype(str) for k in keys], sort=False)
+        # str keys (None and NaN settings as text): pandas' string dtype would drop them as missing
+        groups = ran.groupby([ran[k].map(str) for k in keys], sort=False)
         return ran.loc[groups[metric].idxmin().to_numpy()].reset_index(drop=True)
 
     def table(self, metrics: Sequence[str] = ("rmse.a", "spread.a", "crps.a", "rmse.f"),

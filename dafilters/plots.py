@@ -62,10 +62,11 @@ def plot_results(results: Any, path: str | os.PathLike, x: str = "N", metric: st
             ``["infl", "loc_rad"]`` to plot the best-tuned RMSE against ``N``.
     """
     df = results.frame() if best_over is None else results.best(best_over, metric=metric)
-    if x not in df.columns:
-        raise ValueError(f"no setting {x!r} to plot against; settings: {results.param_names()}")
+    if x not in df.columns or df[x].isna().all():
+        used = [p for p in results.param_names() if p in df and df[p].notna().any()]
+        raise ValueError(f"no setting {x!r} to plot against; settings: {used}")
     skip = {x, *([best_over] if isinstance(best_over, str) else best_over or [])}
-    others = [p for p in results.param_names() if p not in skip and df[p].astype(str).nunique() > 1]
+    others = [p for p in results.param_names() if p not in skip and df[p].map(str).nunique() > 1]
     fig, ax = plt.subplots(figsize=(6, 4))
     df = df[df[x].notna()]
     for _, g in df.groupby(["hmm", "filter"] + others, sort=False, dropna=False):

@@ -94,7 +94,8 @@ def test_save_load_and_resume(tmp_path, monkeypatch):
 def test_saved_record_is_plain_json(tmp_path):
     Experiments(HMM, daf.EnKF("Sqrt", N=10), seeds=[0], save_to=tmp_path).run(progress=False)
     record = json.loads(next(tmp_path.glob("*.json")).read_text())
-    assert record["params"] == {"upd_a": "Sqrt", "N": 10, "infl": 1.0, "rot": False}
+    assert record["params"] == {"upd_a": "Sqrt", "N": 10, "infl": 1.0, "rot": False,
+                                "loc_rad": None, "taper": "GC"}
     assert len(record["rank_hist.a"]) == 11
 
 
