@@ -73,26 +73,39 @@ def taper(d: np.ndarray, radius: float, kind: str = "GC") -> np.ndarray:
 
 
 def local_observations(state_xy: np.ndarray, obs_xy: np.ndarray, domain, radius: float,
-                       kind: str = "GC", chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """For every state point, the observations with a non-zero taper, padded to equal length.
+                       kind: str = "GC", chunk: int = 1024, batch: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """For every local analysis domain, the observations with a non-zero taper, padded to equal length.
+
+    A domain is a block of ``batch`` consecutive state points (the last may be shorter); its
+    distance to an observation is the mean of its points' distances (DAPPER's rule for its
+    localization batches; for ``batch=1`` the point's own distance).
 
     Returns:
-        ``idx`` ``(Nx, L)`` observation indices and ``coeff`` ``(Nx, L)`` taper values, where ``L``
-        is the largest local count; padding entries have ``coeff == 0`` (they do not act).
+        ``idx`` ``(B, L)`` observation indices and ``coeff`` ``(B, L)`` taper values for the
+        ``B = ceil(Nx / batch)`` domains, where ``L`` is the largest local count; padding entries
+        have ``coeff == 0`` (they do not act).
     """
     Nx, Ny = len(state_xy), len(obs_xy)
+    if not (isinstance(batch, (int, np.integer)) and batch >= 1):
+        raise ValueError(f"localization batch must be a positive integer, got {batch!r}")
+    B = -(-Nx // batch)
     if Ny == 0:
-        return np.zeros((Nx, 0), dtype=int), np.zeros((Nx, 0))
+        return np.zeros((B, 0), dtype=int), np.zeros((B, 0))
+    chunk = max(batch, chunk - chunk % batch)  # whole domains per chunk
     rows_idx, rows_c = [], []
     for start in range(0, Nx, chunk):  # bounded memory: chunk x Ny distances at a time
-        c = taper(pairwise_distances(state_xy[start:start + chunk], obs_xy, domain), radius, kind)
-        for row in c:
+        d = pairwise_distances(state_xy[start:start + chunk], obs_xy, domain)
+        if batch > 1:
+            n = len(d)
+            d = np.array([d[i:i + batch].mean(axis=0) for i in range(0, n, batch)]) if n % batch \
+                else d.reshape(n // batch, batch, Ny).mean(axis=1)
+        for row in taper(d, radius, kind):
             nz = np.flatnonzero(row > 0)
             rows_idx.append(nz)
             rows_c.append(row[nz])
     L = max(len(r) for r in rows_idx)
-    idx = np.zeros((Nx, L), dtype=int)
-    coeff = np.zeros((Nx, L))
+    idx = np.zeros((B, L), dtype=int)
+    coeff = np.zeros((B, L))
     for i, (nz, c) in enumerate(zip(rows_idx, rows_c)):
         idx[i, : len(nz)] = nz
         coeff[i, : len(nz)] = c

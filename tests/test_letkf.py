@@ -63,3 +63,63 @@ def test_bad_letkf_settings_and_inputs():
     xx, yy = hmm.simulate(0)
     with pytest.raises(NotImplementedError, match="cannot be localized"):
         daf.LETKF().assimilate(hmm, xx, yy)
+
+
+def naive_local_etkf(E, Eo, y, R_diag, idx, coeff, batch):
+    """One ETKF per local domain, in a Python loop (the reference for the batched update)."""
+    N, Nx = E.shape
+    mu, A = E.mean(0), E - E.mean(0)
+    Y = (Eo - Eo.mean(0)) / np.sqrt(R_diag)
+    dy = (y - Eo.mean(0)) / np.sqrt(R_diag)
+    out = np.empty_like(E)
+    for b in range(idx.shape[0]):
+        pts = np.arange(b * batch, min((b + 1) * batch, Nx))
+        rho = coeff[b]
+        S = Y[:, idx[b]] * np.sqrt(rho)
+        Ginv = np.linalg.inv(S @ S.T + (N - 1) * np.eye(N))
+        w = Ginv @ S @ (dy[idx[b]] * np.sqrt(rho))
+        d, V = np.linalg.eigh(Ginv)
+        T = np.sqrt(N - 1) * V @ np.diag(np.sqrt(d)) @ V.T
+        out[:, pts] = mu[pts] + (w[:, None] + T).T @ A[:, pts]
+    return out
+
+
+@pytest.mark.parametrize("batch", [1, 2, 3])
+def test_batched_update_equals_a_loop_over_local_domains(rng, batch):
+    from dafilters.localization import local_observations
+
+    N, Nx = 8, 40
+    E = rng.standard_normal((N, Nx))
+    coords = np.arange(Nx, dtype=float)[:, None]
+    where = coords[::2]
+    idx, coeff = local_observations(coords, where, (40,), radius=3.0, batch=batch)
+    assert idx.shape[0] == -(-Nx // batch)
+    Eo, y, R = E[:, ::2], rng.standard_normal(20), np.full(20, 0.7)
+    np.testing.assert_allclose(letkf_update(E, Eo, y, R, idx, coeff, batch),
+                               naive_local_etkf(E, Eo, y, R, idx, coeff, batch), atol=1e-12)
+
+
+def test_batch_distances_are_the_mean_over_the_batch():
+    from dafilters.localization import local_observations, taper
+
+    coords = np.arange(10, dtype=float)[:, None]
+    idx, coeff = local_observations(coords, coords[[0, 5]], (10,), radius=2.0, batch=2)
+    # domain {4, 5}: distances to obs 0 are 4 and 5 (mean 4.5), to obs 5 are 1 and 0 (mean 0.5)
+    row = dict(zip(idx[2][coeff[2] > 0], coeff[2][coeff[2] > 0]))
+    assert row[1] == pytest.approx(taper(np.array(0.5), 2.0))
+    assert row[0] == pytest.approx(taper(np.array(4.5), 2.0))
+    with pytest.raises(ValueError, match="batch must be a positive integer"):
+        daf.LETKF(batch=0)
+
+
+def test_threaded_eigendecompositions_give_the_same_analysis(rng):
+    from dafilters.filters.letkf import THREADED_MIN
+    from dafilters.localization import local_observations
+
+    N, Nx = 6, 2 * THREADED_MIN
+    E = rng.standard_normal((N, Nx))
+    coords = np.arange(Nx, dtype=float)[:, None]
+    idx, coeff = local_observations(coords, coords[::3], (Nx,), radius=2.0)
+    Ny = len(coords[::3])
+    args = (E, E[:, ::3], rng.standard_normal(Ny), np.ones(Ny), idx, coeff)
+    np.testing.assert_array_equal(letkf_update(*args, threads=1), letkf_update(*args, threads=2))

@@ -20,9 +20,13 @@ chaos: a local ensemble transform Kalman filter", Physica D 230.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
+from threadpoolctl import threadpool_info
 
 from ..localization import TAPERS, local_observations
 from .base import Context, Filter, check_ensemble_size
@@ -31,37 +35,73 @@ from .enkf import post_process
 __all__ = ["LETKF", "letkf_update"]
 
 
+#: Fewer local domains than this are decomposed on one thread (threads would cost more).
+THREADED_MIN = 256
+_POOL: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def batched_eigh(G: np.ndarray, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Eigendecompositions of a stack ``G`` ``(B, N, N)`` of symmetric matrices (ascending
+    eigenvalues ``(B, N)``, eigenvectors ``(B, N, N)``), split over ``threads`` threads when
+    ``B >= THREADED_MIN`` (LAPACK releases the GIL; the results do not depend on the split)."""
+    global _POOL
+    if threads <= 1 or len(G) < THREADED_MIN:
+        return np.linalg.eigh(G)
+    if _POOL is None or _POOL[0] != os.getpid() or _POOL[1]._max_workers < threads:
+        _POOL = (os.getpid(), ThreadPoolExecutor(threads, thread_name_prefix="dafilters-eigh"))
+    parts = list(_POOL[1].map(np.linalg.eigh, np.array_split(G, threads)))
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def blas_threads() -> int:
+    """The number of threads the BLAS in use may take now (1 inside ``threadpool_limits(1)``)."""
+    info = threadpool_info()
+    return max([i.get("num_threads", 1) for i in info if i.get("user_api") == "blas"] or [1])
+
+
 def letkf_update(E: np.ndarray, Eo: np.ndarray, y: np.ndarray, R_diag: np.ndarray, idx: np.ndarray,
-                 coeff: np.ndarray) -> np.ndarray:
-    """Batched R-localized ETKF analysis.
+                 coeff: np.ndarray, batch: int = 1, threads: int = 1) -> np.ndarray:
+    r"""Batched R-localized ETKF analysis.
 
     Args:
         E: forecast ensemble ``(N, Nx)``. Eo: observed ensemble ``(N, Ny)``. y: observation ``(Ny,)``.
         R_diag: observation-error variances ``(Ny,)`` (R must be diagonal).
-        idx, coeff: local observation indices and taper weights ``(Nx, L)`` (see
-            :func:`dafilters.localization.local_observations`).
+        idx, coeff: local observation indices and taper weights ``(B, L)`` of the ``B`` local
+            domains (see :func:`dafilters.localization.local_observations`).
+        batch: state points per local domain (consecutive blocks; ``B = ceil(Nx / batch)``).
+        threads: threads for the eigendecompositions (:func:`batched_eigh`).
 
     Returns:
         The analysis ensemble ``(N, Nx)``.
+
+    The transform of domain :math:`b` acts on the anomalies of its points without being formed:
+    :math:`(w_b \mathbf 1^T + T_b) A_b = w_b (\mathbf 1^T A_b) + V_b\, \mathrm{diag}(\sqrt{(N-1)/d_b})\,
+    V_b^T A_b` with :math:`G_b = V_b \mathrm{diag}(d_b) V_b^T`, :math:`A_b` ``(N, batch)``.
     """
-    N = E.shape[0]
+    N, Nx = E.shape
+    B = idx.shape[0]
+    if B != -(-Nx // batch):
+        raise ValueError(f"{B} local domains do not cover {Nx} state points in batches of {batch}")
     mu = E.mean(axis=0)
     A = E - mu
     yo = Eo.mean(axis=0)
     scale = 1 / np.sqrt(R_diag)
     Y = (Eo - yo) * scale  # (N, Ny), whitened
     dy = (y - yo) * scale  # (Ny,)
-    sq = np.sqrt(coeff)  # (Nx, L)
-    S = np.transpose(Y[:, idx], (1, 0, 2)) * sq[:, None, :]  # (Nx, N, L)
-    dyl = dy[idx] * sq  # (Nx, L)
-    G = S @ np.transpose(S, (0, 2, 1))  # (Nx, N, N)
+    sq = np.sqrt(coeff)  # (B, L)
+    S = np.transpose(Y[:, idx], (1, 0, 2)) * sq[:, None, :]  # (B, N, L)
+    G = S @ np.transpose(S, (0, 2, 1))  # (B, N, N)
     G[:, np.arange(N), np.arange(N)] += N - 1
-    d, V = np.linalg.eigh(G)
-    Sd = np.einsum("inl,il->in", S, dyl)  # (Nx, N)
-    w = np.einsum("inm,im->in", V, np.einsum("imn,im->in", V, Sd) / d)
-    T = (V * (np.sqrt(N - 1) / np.sqrt(d))[:, None, :]) @ np.transpose(V, (0, 2, 1))
-    T += w[:, None, :]
-    return mu + np.einsum("inm,mi->ni", T, A)
+    d, V = batched_eigh(G, threads)
+    Vt = np.transpose(V, (0, 2, 1))
+    Sd = S @ (dy[idx] * sq)[:, :, None]  # (B, N, 1)
+    w = V @ ((Vt @ Sd) / d[:, :, None])  # (B, N, 1): G^{-1} S dy
+    pad = B * batch - Nx
+    Ab = np.pad(A, ((0, 0), (0, pad))) if pad else A
+    Ab = np.transpose(Ab.reshape(N, B, batch), (1, 0, 2))  # (B, N, batch)
+    TA = V @ ((Vt @ Ab) * np.sqrt((N - 1) / d)[:, :, None])
+    TA += np.transpose(w, (0, 2, 1)) @ Ab  # the mean update w^T A, the same for every member
+    return mu + np.transpose(TA, (1, 0, 2)).reshape(N, B * batch)[:, :Nx]
 
 
 @dataclass
@@ -73,6 +113,12 @@ class LETKF(Filter):
         loc_rad: localization radius in grid units (taper = exp(-1/2) there; ``inf``: global).
         taper: ``'GC'`` (Gaspari–Cohn), ``'Step'`` or ``'Gauss'``.
         rot: random mean-preserving rotation of the analysis anomalies.
+        batch: state points that share one local analysis (consecutive blocks, their distance to
+            an observation the mean of their points' distances, as DAPPER's localization batches;
+            its ``sakov2008`` uses 2). 1: one analysis per point.
+        threads: threads for the local eigenproblems (not a hyper-parameter; results do not
+            depend on it). ``None``: as many as the BLAS may use when the run starts (one inside a
+            worker of ``Experiments.run(workers=k)``, which pins one BLAS thread per process).
 
     Needs a diagonal observation-error covariance and observations that say where they sit
     (``Observation.locations``).
@@ -83,9 +129,14 @@ class LETKF(Filter):
     loc_rad: float = field(default=4.0, metadata={"space": ("log", 0.5, 40.0)})
     taper: str = "GC"
     rot: bool = False
+    batch: int = 1
+    threads: int | None = None
+    non_hyper: ClassVar[tuple[str, ...]] = ("threads",)
 
     def __post_init__(self):
         check_ensemble_size(self.N)
+        if not (isinstance(self.batch, (int, np.integer)) and self.batch >= 1):
+            raise ValueError(f"batch must be a positive integer, got batch={self.batch!r}")
         if self.taper not in TAPERS:
             raise ValueError(f"unknown taper {self.taper!r}; choose one of {TAPERS}")
         if not self.loc_rad > 0:
@@ -94,6 +145,7 @@ class LETKF(Filter):
             raise ValueError(f"inflation must be positive, got infl={self.infl!r}")
 
     def initialize(self, ctx: Context) -> np.ndarray:
+        ctx.cache["letkf-threads"] = self.threads or blas_threads()
         return ctx.hmm.prior.sample(self.N, ctx.rng)
 
     def _local(self, ctx: Context, ko: int) -> tuple[np.ndarray, np.ndarray]:
@@ -105,7 +157,8 @@ class LETKF(Filter):
         if key not in cache:
             if len(cache) > 64:
                 cache.clear()
-            cache[key] = local_observations(dyn.coords, where, dyn.domain, self.loc_rad, self.taper)
+            cache[key] = local_observations(dyn.coords, where, dyn.domain, self.loc_rad, self.taper,
+                                            batch=self.batch)
         return cache[key]
 
     def analysis(self, E: np.ndarray, y: np.ndarray, ko: int, ctx: Context) -> np.ndarray:
@@ -114,5 +167,5 @@ class LETKF(Filter):
         if not R.is_diag:
             raise ValueError("LETKF (R-localization) needs a diagonal observation-error covariance")
         idx, coeff = self._local(ctx, ko)
-        E = letkf_update(E, obs(E, ko), y, R.diag, idx, coeff)
+        E = letkf_update(E, obs(E, ko), y, R.diag, idx, coeff, self.batch, ctx.cache["letkf-threads"])
         return post_process(E, self.infl, self.rot, ctx.rng)
