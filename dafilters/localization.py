@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["pairwise_distances", "gaspari_cohn", "taper", "local_observations", "TAPERS"]
+__all__ = ["pairwise_distances", "gaspari_cohn", "taper", "taper_support", "local_observations", "TAPERS"]
 
 #: Taper names accepted by :func:`taper`.
 TAPERS = ("GC", "Step", "Gauss")
@@ -72,41 +72,104 @@ def taper(d: np.ndarray, radius: float, kind: str = "GC") -> np.ndarray:
     return np.exp(-0.5 * (d / radius) ** 2)
 
 
+def taper_support(radius: float, kind: str = "GC") -> float:
+    """The distance beyond which the taper is zero (``inf`` for ``"Gauss"`` or an infinite radius)."""
+    if np.isinf(radius) or kind == "Gauss":
+        return np.inf
+    return 2 * GC_SCALE * radius if kind == "GC" else float(radius)
+
+
 def local_observations(state_xy: np.ndarray, obs_xy: np.ndarray, domain, radius: float,
                        kind: str = "GC", chunk: int = 1024, batch: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """For every local analysis domain, the observations with a non-zero taper, padded to equal length.
 
     A domain is a block of ``batch`` consecutive state points (the last may be shorter); its
     distance to an observation is the mean of its points' distances (DAPPER's rule for its
-    localization batches; for ``batch=1`` the point's own distance).
+    localization batches; for ``batch=1`` the point's own distance). Tapers of finite support
+    search a k-d tree (periodic where ``domain`` is given), so the cost grows like ``Nx * L``,
+    not ``Nx * Ny``; others compare all pairs, ``chunk`` state points at a time.
 
     Returns:
         ``idx`` ``(B, L)`` observation indices and ``coeff`` ``(B, L)`` taper values for the
         ``B = ceil(Nx / batch)`` domains, where ``L`` is the largest local count; padding entries
         have ``coeff == 0`` (they do not act).
     """
+    state_xy = np.asarray(state_xy, dtype=float).reshape(len(state_xy), -1)
+    obs_xy = np.asarray(obs_xy, dtype=float).reshape(len(obs_xy), -1)
     Nx, Ny = len(state_xy), len(obs_xy)
     if not (isinstance(batch, (int, np.integer)) and batch >= 1):
         raise ValueError(f"localization batch must be a positive integer, got {batch!r}")
     B = -(-Nx // batch)
     if Ny == 0:
         return np.zeros((B, 0), dtype=int), np.zeros((B, 0))
-    chunk = max(batch, chunk - chunk % batch)  # whole domains per chunk
+    support = taper_support(radius, kind)
+    if np.isfinite(support):
+        rows, cols, dist = _pairs_within(state_xy, obs_xy, domain, support, batch)
+        c = taper(dist, radius, kind)
+        keep = c > 0
+        return _padded(rows[keep], cols[keep], c[keep], B)
     rows_idx, rows_c = [], []
+    chunk = max(batch, chunk - chunk % batch)  # whole domains per chunk
     for start in range(0, Nx, chunk):  # bounded memory: chunk x Ny distances at a time
-        d = pairwise_distances(state_xy[start:start + chunk], obs_xy, domain)
-        if batch > 1:
-            n = len(d)
-            d = np.array([d[i:i + batch].mean(axis=0) for i in range(0, n, batch)]) if n % batch \
-                else d.reshape(n // batch, batch, Ny).mean(axis=1)
+        d = _domain_mean(pairwise_distances(state_xy[start:start + chunk], obs_xy, domain), batch)
         for row in taper(d, radius, kind):
             nz = np.flatnonzero(row > 0)
             rows_idx.append(nz)
             rows_c.append(row[nz])
-    L = max(len(r) for r in rows_idx)
+    rows = np.repeat(np.arange(B), [len(r) for r in rows_idx])
+    return _padded(rows, np.concatenate(rows_idx), np.concatenate(rows_c), B)
+
+
+def _domain_mean(d: np.ndarray, batch: int) -> np.ndarray:
+    """Rows of ``d`` averaged over consecutive blocks of ``batch`` (the last may be shorter)."""
+    if batch == 1:
+        return d
+    n = len(d)
+    starts = np.arange(0, n, batch)
+    return np.add.reduceat(d, starts, axis=0) / np.diff(np.append(starts, n))[:, None]
+
+
+def _pairs_within(state_xy: np.ndarray, obs_xy: np.ndarray, domain, support: float,
+                  batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(domain, observation, mean distance) for every observation within ``support`` of a point of
+    the domain (a superset of those whose mean distance is below it, since the mean is at least
+    the smallest distance)."""
+    from scipy.spatial import cKDTree
+
+    box = None
+    if domain is not None:
+        box = np.broadcast_to(np.asarray(domain, dtype=float), (state_xy.shape[1],))
+        state_xy, obs_xy = np.mod(state_xy, box), np.mod(obs_xy, box)
+    pairs = cKDTree(state_xy, boxsize=box).sparse_distance_matrix(
+        cKDTree(obs_xy, boxsize=box), support, output_type="ndarray")
+    if batch == 1:
+        return pairs["i"].astype(np.int64), pairs["j"].astype(np.int64), pairs["v"]
+    Ny, Nx = len(obs_xy), len(state_xy)
+    keys = np.unique((pairs["i"].astype(np.int64) // batch) * Ny + pairs["j"])  # (domain, obs)
+    rows, cols = keys // Ny, keys % Ny
+    dist = np.zeros(len(keys))
+    size = np.zeros(len(keys))
+    for m in range(batch):  # mean over the domain's points
+        p = rows * batch + m
+        ok = p < Nx
+        diff = np.abs(state_xy[p[ok]] - obs_xy[cols[ok]])
+        if box is not None:
+            diff = np.minimum(diff, box - diff)
+        dist[ok] += np.sqrt(np.einsum("nd,nd->n", diff, diff))
+        size[ok] += 1
+    return rows, cols, dist / size
+
+
+def _padded(rows: np.ndarray, cols: np.ndarray, coeff: np.ndarray, B: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(B, L)`` index and coefficient arrays from (row, col, coeff) triples (rows ascending,
+    columns ascending within a row), padded with zero coefficients."""
+    order = np.lexsort((cols, rows))
+    rows, cols, coeff = rows[order], cols[order], coeff[order]
+    counts = np.bincount(rows, minlength=B)
+    L = int(counts.max()) if len(counts) else 0
+    pos = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
     idx = np.zeros((B, L), dtype=int)
-    coeff = np.zeros((B, L))
-    for i, (nz, c) in enumerate(zip(rows_idx, rows_c)):
-        idx[i, : len(nz)] = nz
-        coeff[i, : len(nz)] = c
-    return idx, coeff
+    out = np.zeros((B, L))
+    idx[rows, pos] = cols
+    out[rows, pos] = coeff
+    return idx, out

@@ -43,3 +43,21 @@ def test_local_observations_on_a_ring():
     # support is 3.64 * radius = 7.28: observations within 7 grid points of point 0
     assert set(idx[0][coeff[0] > 0]) == {0, 1, 9}  # obs at 0, 4 and 36
     assert np.all(coeff <= 1) and np.all(coeff >= 0)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("kind", ["GC", "Step"])
+def test_tree_search_finds_what_all_pairs_find(rng, batch, kind):
+    """Local sets from the k-d tree equal those from all state-observation distances (2-D, periodic)."""
+    state = rng.uniform(0, 10, (50, 2))
+    obs = rng.uniform(0, 10, (30, 2))
+    domain = (10.0, 10.0)
+    idx, coeff = local_observations(state, obs, domain, radius=0.8, kind=kind, batch=batch)
+    D = pairwise_distances(state, obs, domain)
+    D = np.array([D[i:i + batch].mean(axis=0) for i in range(0, len(D), batch)])
+    dense = taper(D, 0.8, kind)
+    got = np.zeros_like(dense)
+    for b in range(len(idx)):
+        np.add.at(got[b], idx[b], coeff[b])
+    np.testing.assert_allclose(got, dense, atol=1e-12)
+    assert idx.shape[1] == (dense > 0).sum(axis=1).max()

@@ -32,9 +32,11 @@ from ..localization import TAPERS, local_observations
 from .base import Context, Filter, check_ensemble_size
 from .enkf import post_process
 
-__all__ = ["LETKF", "letkf_update"]
+__all__ = ["LETKF", "letkf_update", "local_analysis_anomalies", "batched_eigh"]
 
 
+#: Local domains analysed together (bounds the memory: about CHUNK * N * (L + 3 N) numbers).
+CHUNK = 4096
 #: Fewer local domains than this are decomposed on one thread (threads would cost more).
 THREADED_MIN = 256
 _POOL: tuple[int, ThreadPoolExecutor] | None = None
@@ -83,25 +85,45 @@ def letkf_update(E: np.ndarray, Eo: np.ndarray, y: np.ndarray, R_diag: np.ndarra
     if B != -(-Nx // batch):
         raise ValueError(f"{B} local domains do not cover {Nx} state points in batches of {batch}")
     mu = E.mean(axis=0)
-    A = E - mu
+    pad = B * batch - Nx
+    A = np.pad(E - mu, ((0, 0), (0, pad))) if pad else E - mu
+    A = np.transpose(A.reshape(N, B, batch), (1, 0, 2))  # (B, N, batch)
     yo = Eo.mean(axis=0)
     scale = 1 / np.sqrt(R_diag)
     Y = (Eo - yo) * scale  # (N, Ny), whitened
     dy = (y - yo) * scale  # (Ny,)
-    sq = np.sqrt(coeff)  # (B, L)
-    S = np.transpose(Y[:, idx], (1, 0, 2)) * sq[:, None, :]  # (B, N, L)
-    G = S @ np.transpose(S, (0, 2, 1))  # (B, N, N)
+    for start in range(0, B, CHUNK):  # bounded memory: CHUNK domains at a time
+        part = slice(start, start + CHUNK)
+        A[part] = local_analysis_anomalies(Y, dy, idx[part], coeff[part], A[part], threads)
+    return mu + np.transpose(A, (1, 0, 2)).reshape(N, B * batch)[:, :Nx]
+
+
+def local_analysis_anomalies(Y: np.ndarray, dy: np.ndarray, idx: np.ndarray, coeff: np.ndarray,
+                             A: np.ndarray, threads: int = 1) -> np.ndarray:
+    r"""The ETKF transforms of local domains applied to their anomalies (the part of
+    :func:`letkf_update` that is done per domain).
+
+    Args:
+        Y: whitened observed anomalies ``(N, Ny)``. dy: whitened innovation ``(Ny,)``.
+        idx, coeff: local observations and tapers of the domains ``(b, L)``.
+        A: forecast anomalies of the domains' points ``(b, N, batch)``.
+
+    Returns:
+        ``(b, N, batch)``: member ``n`` of point ``p`` of domain ``b`` is
+        :math:`\sum_m (w_b + T_b)_{mn} A_{b,m,p}`.
+    """
+    N = Y.shape[0]
+    sq = np.sqrt(coeff)  # (b, L)
+    S = np.transpose(Y[:, idx], (1, 0, 2)) * sq[:, None, :]  # (b, N, L)
+    G = S @ np.transpose(S, (0, 2, 1))  # (b, N, N)
     G[:, np.arange(N), np.arange(N)] += N - 1
     d, V = batched_eigh(G, threads)
     Vt = np.transpose(V, (0, 2, 1))
-    Sd = S @ (dy[idx] * sq)[:, :, None]  # (B, N, 1)
-    w = V @ ((Vt @ Sd) / d[:, :, None])  # (B, N, 1): G^{-1} S dy
-    pad = B * batch - Nx
-    Ab = np.pad(A, ((0, 0), (0, pad))) if pad else A
-    Ab = np.transpose(Ab.reshape(N, B, batch), (1, 0, 2))  # (B, N, batch)
-    TA = V @ ((Vt @ Ab) * np.sqrt((N - 1) / d)[:, :, None])
-    TA += np.transpose(w, (0, 2, 1)) @ Ab  # the mean update w^T A, the same for every member
-    return mu + np.transpose(TA, (1, 0, 2)).reshape(N, B * batch)[:, :Nx]
+    Sd = S @ (dy[idx] * sq)[:, :, None]  # (b, N, 1)
+    w = V @ ((Vt @ Sd) / d[:, :, None])  # (b, N, 1): G^{-1} S dy
+    TA = V @ ((Vt @ A) * np.sqrt((N - 1) / d)[:, :, None])
+    TA += np.transpose(w, (0, 2, 1)) @ A  # the mean update w^T A, the same for every member
+    return TA
 
 
 @dataclass
