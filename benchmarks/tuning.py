@@ -57,7 +57,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--N", type=int, nargs="+", default=[10, 20])
     parser.add_argument("--trials", type=int, default=16)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2], help="tuning seeds (scores are means)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2], help="tuning seeds (mean score)")
     parser.add_argument("--eval-seeds", type=int, nargs="+", default=[11, 12, 13, 14])
     parser.add_argument("--cycles", type=int, default=1500)
     parser.add_argument("--markdown", action="store_true")
