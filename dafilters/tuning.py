@@ -199,18 +199,19 @@ def _optimize(study, objective: Objective, n_trials: int, progress: bool = False
 _WORKER_JOB: tuple | None = None
 
 
-def make_sampler(seed: int, n_trials: int, workers: int = 1) -> Any:
+def make_sampler(seed: int, n_trials: int, shared: bool = False) -> Any:
     """The TPE sampler of :func:`tune`: multivariate (inflation and radius interact), with a
     quarter of the budget (4 to 10 trials) as random start-up instead of Optuna's fixed 10, which
-    would leave a 16-trial study only 6 guided trials; with several workers, running trials count
-    as their worst (``constant_liar``) so that workers do not sample the same point."""
+    would leave a 16-trial study only 6 guided trials; in a study ``shared`` by several workers,
+    running trials count as their worst (``constant_liar``) so that workers do not sample the same
+    point."""
     import optuna
 
     with warnings.catch_warnings():  # multivariate TPE and constant_liar are marked experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.samplers.TPESampler(seed=seed, multivariate=True,
                                           n_startup_trials=min(10, max(4, n_trials // 4)),
-                                          constant_liar=workers > 1)
+                                          constant_liar=shared)
 
 
 def _worker(index: int) -> None:
@@ -218,7 +219,7 @@ def _worker(index: int) -> None:
     import optuna
 
     storage, study_name, objective, n_trials, seed = _WORKER_JOB
-    sampler = make_sampler(seed + index, n_trials, workers=2)
+    sampler = make_sampler(seed + index, n_trials, shared=True)
     study = optuna.load_study(study_name=study_name, storage=make_storage(storage), sampler=sampler)
     _optimize(study, objective, n_trials)
 
@@ -258,7 +259,7 @@ def tune(flt: Filter, hmm: HMM, space: dict[str, Any] | None = None, n_trials: i
         storage = os.path.join(tmpdir.name, "study.log")
     study = optuna.create_study(
         storage=make_storage(storage), study_name=study_name, load_if_exists=True,
-        direction="minimize", sampler=make_sampler(seed, n_trials, workers),
+        direction="minimize", sampler=make_sampler(seed, n_trials, shared=workers > 1 or storage is not None),
         pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1))
     try:
         if workers <= 1:

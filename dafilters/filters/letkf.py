@@ -39,7 +39,7 @@ __all__ = ["LETKF", "letkf_update", "local_analysis_anomalies", "batched_eigh"]
 CHUNK = 4096
 #: Fewer local domains than this are decomposed on one thread (threads would cost more).
 THREADED_MIN = 256
-_POOL: tuple[int, ThreadPoolExecutor] | None = None
+_POOL: tuple[int, int, ThreadPoolExecutor] | None = None  # (process id, threads, pool)
 
 
 def batched_eigh(G: np.ndarray, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -49,9 +49,9 @@ def batched_eigh(G: np.ndarray, threads: int = 1) -> tuple[np.ndarray, np.ndarra
     global _POOL
     if threads <= 1 or len(G) < THREADED_MIN:
         return np.linalg.eigh(G)
-    if _POOL is None or _POOL[0] != os.getpid() or _POOL[1]._max_workers < threads:
-        _POOL = (os.getpid(), ThreadPoolExecutor(threads, thread_name_prefix="dafilters-eigh"))
-    parts = list(_POOL[1].map(np.linalg.eigh, np.array_split(G, threads)))
+    if _POOL is None or _POOL[:2] != (os.getpid(), threads):  # none yet, forked, or resized
+        _POOL = (os.getpid(), threads, ThreadPoolExecutor(threads, thread_name_prefix="dafilters-eigh"))
+    parts = list(_POOL[2].map(np.linalg.eigh, np.array_split(G, threads)))
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
