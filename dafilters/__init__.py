@@ -8,7 +8,18 @@ from .experiments import Experiments, Results
 from .filters import APF, LETKF, Climatology, Context, EnKF, Filter, KalmanFilter, OptInterp, PartFilt
 from .gaussian import Covariance, GaussRV
 from .hmm import HMM, Chronology, Dynamics, GaussPrior, LinearDynamics, Observation, Prior
-from .observations import ArctanObs, FunctionObs, IdentityObs, LinearObs, PartialObs, TorchObs
+from .observations import (
+    ArctanObs,
+    AvgPoolObs,
+    CentrePatchObs,
+    FunctionObs,
+    GridMaskObs,
+    IdentityObs,
+    LinearObs,
+    PartialObs,
+    RandomMaskObs,
+    TorchObs,
+)
 from .stats import Diverged, Gaussian, Stats
 from .tuning import Tuned, TuneResult, tune
 
@@ -18,6 +29,7 @@ __all__ = [
     "HMM", "Chronology", "Dynamics", "LinearDynamics", "Observation", "Prior", "GaussPrior",
     "Covariance", "GaussRV",
     "LinearObs", "PartialObs", "IdentityObs", "FunctionObs", "ArctanObs",
+    "GridMaskObs", "RandomMaskObs", "CentrePatchObs", "AvgPoolObs",
     "Filter", "Context", "Climatology", "OptInterp", "KalmanFilter", "EnKF", "LETKF", "PartFilt", "APF",
     "Stats", "Gaussian", "Diverged",
     "Experiments", "Results",

@@ -99,14 +99,15 @@ def make_storage(storage: Any):
         return optuna.storages.JournalStorage(backend)
     if spec.endswith(".db") and "://" not in spec:
         spec = f"sqlite:///{os.path.abspath(spec)}"
-    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import IntegrityError, OperationalError
 
-    for attempt in range(10):  # processes starting together race to create the schema
+    for attempt in range(10):  # processes starting together race to create the schema (a locked
+        # database, or the other process's schema version row inserted first)
         try:
             with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna.storages.RDBStorage(spec, heartbeat_interval=30, grace_period=90)
-        except OperationalError:
+        except (OperationalError, IntegrityError):
             if attempt == 9:
                 raise
             time.sleep(0.2 + 0.3 * random.random())
