@@ -257,6 +257,12 @@ class Experiments:
 
             with MPIPoolExecutor(max_workers=workers if workers > 1 else None) as pool:
                 yield from pool.map(_execute_in_worker, jobs)
+        elif workers > 1 and len(jobs) > 1 and "jax" in sys.modules:
+            # jax's runtime does not survive fork: fresh worker processes from a fork server
+            # started before jax, with the jobs pickled to them
+            ctx = multiprocessing.get_context("forkserver")
+            with ctx.Pool(min(workers, len(jobs))) as pool:
+                yield from pool.imap(_execute_in_worker, jobs)
         elif workers > 1 and len(jobs) > 1:
             _FORKED[:] = jobs
             try:

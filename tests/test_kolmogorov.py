@@ -146,3 +146,17 @@ def test_refuses_to_run_in_a_forked_child(dyn, state, monkeypatch):
     monkeypatch.setattr(kolmogorov, "_JAX_PID", [os.getpid() + 1])  # as seen from a forked child
     with pytest.raises(RuntimeError, match="forked"):
         dyn.step(state, 0.0, dt)
+
+
+def test_process_pool_runs_the_model_and_reproduces_serial():
+    """With jax started here, Experiments' workers come from a fork server (no deadlock) and give
+    the serial table."""
+    import dafilters as daf
+    from mods.Kolmogorov import rozet2023
+
+    hmm = rozet2023.build(n=16, every=4, Ko=3, dko=5)
+    flt = daf.LETKF(N=6, infl=1.05, loc_rad=1.0)
+    serial = daf.Experiments(hmm, flt, seeds=[0, 1]).run(progress=False).frame()
+    pooled = daf.Experiments(hmm, flt, seeds=[0, 1]).run(progress=False, workers=2).frame()
+    assert serial["status"].iloc[0] == "ok"
+    np.testing.assert_allclose(pooled["rmse.a"], serial["rmse.a"], rtol=1e-12)

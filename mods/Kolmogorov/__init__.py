@@ -36,8 +36,9 @@ when a model is built, not when this module is imported (install with the ``kolm
 ``pip install -c constraints.txt -e '.[kolmogorov]'``). The computation runs in float64 by default
 (inside ``jax.experimental.enable_x64``, which leaves jax's global setting alone) or in float32
 (``precision="float32"``, about twice as fast on a CPU); the states handed back are float64.
-jax does not survive ``fork`` once started: run experiments with this model serially or over
-MPI (a forked worker raises an error instead of deadlocking).
+jax does not survive ``fork`` once started: ``Experiments.run(workers=k)`` therefore starts its
+workers from a fork server when jax is loaded, and a process forked by other means raises an
+error here instead of deadlocking.
 
 References: Kochkov, Smith, Alieva, Wang, Brenner, Hoyer, "Machine learning-accelerated
 computational fluid dynamics", PNAS 118 (2021); Rozet & Louppe, "Score-based data
@@ -158,13 +159,12 @@ _JAX_PID: list[int | None] = [None]
 
 def _check_not_forked() -> None:
     """Refuse to run in a process forked after jax started in its parent: jax's runtime is
-    multithreaded and does not survive ``fork`` (the call would deadlock). Pools of forked workers
-    (``Experiments.run(workers>1)``) must therefore be avoided with this model; ``workers=1`` and
-    MPI (separate processes) work."""
+    multithreaded and does not survive ``fork`` (the call would deadlock). ``Experiments`` starts
+    its pool from a fork server when jax is loaded; MPI workers are separate processes."""
     if _JAX_PID[0] is not None and _JAX_PID[0] != os.getpid():
         raise RuntimeError("mods.Kolmogorov: this process was forked after jax had started in its "
-                           "parent, and jax cannot run here (it would deadlock); run experiments "
-                           "with this model serially (workers=1) or over MPI")
+                           "parent, and jax cannot run here (it would deadlock); start workers with "
+                           "multiprocessing's 'spawn' or 'forkserver' method, or over MPI")
 
 
 def _advance(E: np.ndarray, m: int, n: int, dt: float, viscosity: float, drag: float,
