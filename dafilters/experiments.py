@@ -19,6 +19,7 @@ import itertools
 import json
 import multiprocessing
 import os
+import pickle
 import sys
 import tempfile
 import traceback
@@ -259,7 +260,13 @@ class Experiments:
                 yield from pool.map(_execute_in_worker, jobs)
         elif workers > 1 and len(jobs) > 1 and "jax" in sys.modules:
             # jax's runtime does not survive fork: fresh worker processes from a fork server
-            # started before jax, with the jobs pickled to them
+            # (a fresh interpreter, without jax's threads), with the jobs pickled to them
+            try:
+                pickle.dumps(jobs[0])
+            except Exception as err:
+                raise ValueError("with jax loaded, workers cannot be forked and the runs must be "
+                                 f"pickled to them, but they cannot ({err}); define the model at "
+                                 "module level, or run with workers=1") from err
             ctx = multiprocessing.get_context("forkserver")
             with ctx.Pool(min(workers, len(jobs))) as pool:
                 yield from pool.imap(_execute_in_worker, jobs)
