@@ -126,8 +126,9 @@ def main(argv=None) -> None:
             if method == "LETKF":
                 infl, loc_rad = (float(v) for v in args.letkf.split(","))
                 L = 2 * int(np.floor(3.64 * loc_rad)) + 1  # local observations (Gaspari-Cohn support)
-                # ensembles and their copies, the local sets, one chunk of S, G, V (letkf.CHUNK domains)
-                gib = (Nx * (8 * args.N + 2 * L) + 4096 * args.N * (2 * L + 4 * args.N)) * 8 / 2**30
+                # ensembles and their copies, the local sets (the local analyses work in blocks of
+                # letkf.BLOCK domains per thread, a few hundred kB)
+                gib = Nx * (8 * args.N + 2 * L) * 8 / 2**30
                 if gib > args.max_letkf_gib:
                     rows.append({"method": method, "Nx": Nx, "N": args.N, "status":
                                  f"not run: its batched arrays need about {gib:.0f} GiB"})

@@ -112,8 +112,8 @@ def test_batch_distances_are_the_mean_over_the_batch():
         daf.LETKF(batch=0)
 
 
-def test_threaded_eigendecompositions_give_the_same_analysis(rng):
-    from dafilters.filters.letkf import THREADED_MIN
+def test_threaded_local_analyses_give_the_same_analysis(rng):
+    from dafilters.spd import THREADED_MIN
     from dafilters.localization import local_observations
 
     N, Nx = 6, 2 * THREADED_MIN

@@ -9,9 +9,10 @@ R_{jj}/\rho_{ij}`). With :math:`S^{(i)} = Y R^{-1/2} \mathrm{diag}(\sqrt{\rho_{i
     G_i = S^{(i)} S^{(i)T} + (N-1) I,\quad w_i = G_i^{-1} S^{(i)} \delta^{(i)},\quad
     T_i = \sqrt{N-1}\, G_i^{-1/2},\quad E^a_{:,i} = \bar x_i + (w_i + T_i) A_{:,i}.
 
-The ``Nx`` small ``(N, N)`` eigenproblems are solved in one batched call, with the local
-observations padded to a common count (padding has zero weight), so the cost grows linearly in
-``Nx`` with no Python loop over points. With an infinite radius every point uses all
+The ``Nx`` small ``(N, N)`` inverse square roots are computed in batched calls (Newton–Schulz
+products where they converge fast, LAPACK eigendecompositions elsewhere; :mod:`dafilters.spd`),
+with the local observations padded to a common count (padding has zero weight), so the cost grows
+linearly in ``Nx`` with no Python loop over points. With an infinite radius every point uses all
 observations with weight 1 and the LETKF is the global ETKF (``EnKF('Sqrt')``).
 
 Reference: Hunt, Kostelich & Szunyogh (2007), "Efficient data assimilation for spatiotemporal
@@ -20,8 +21,6 @@ chaos: a local ensemble transform Kalman filter", Physica D 230.
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -29,30 +28,15 @@ import numpy as np
 from threadpoolctl import threadpool_info
 
 from ..localization import TAPERS, local_observations
+from ..spd import inv_sqrt_psd_shift, threaded_map
 from .base import Context, Filter, check_ensemble_size
 from .enkf import post_process
 
-__all__ = ["LETKF", "letkf_update", "local_analysis_anomalies", "batched_eigh"]
+__all__ = ["LETKF", "letkf_update", "local_analysis_anomalies"]
 
 
-#: Local domains analysed together (bounds the memory: about CHUNK * N * (L + 3 N) numbers).
-CHUNK = 4096
-#: Fewer local domains than this are decomposed on one thread (threads would cost more).
-THREADED_MIN = 256
-_POOL: tuple[int, int, ThreadPoolExecutor] | None = None  # (process id, threads, pool)
-
-
-def batched_eigh(G: np.ndarray, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Eigendecompositions of a stack ``G`` ``(B, N, N)`` of symmetric matrices (ascending
-    eigenvalues ``(B, N)``, eigenvectors ``(B, N, N)``), split over ``threads`` threads when
-    ``B >= THREADED_MIN`` (LAPACK releases the GIL; the results do not depend on the split)."""
-    global _POOL
-    if threads <= 1 or len(G) < THREADED_MIN:
-        return np.linalg.eigh(G)
-    if _POOL is None or _POOL[:2] != (os.getpid(), threads):  # none yet, forked, or resized
-        _POOL = (os.getpid(), threads, ThreadPoolExecutor(threads, thread_name_prefix="dafilters-eigh"))
-    parts = list(_POOL[2].map(np.linalg.eigh, np.array_split(G, threads)))
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+#: Local domains analysed together (small enough for their arrays to stay in cache).
+BLOCK = 32
 
 
 def blas_threads() -> int:
@@ -71,14 +55,16 @@ def letkf_update(E: np.ndarray, Eo: np.ndarray, y: np.ndarray, R_diag: np.ndarra
         idx, coeff: local observation indices and taper weights ``(B, L)`` of the ``B`` local
             domains (see :func:`dafilters.localization.local_observations`).
         batch: state points per local domain (consecutive blocks; ``B = ceil(Nx / batch)``).
-        threads: threads for the eigendecompositions (:func:`batched_eigh`).
+        threads: threads over which the local domains are split (in blocks of ``BLOCK``; the
+            result does not depend on the split).
 
     Returns:
         The analysis ensemble ``(N, Nx)``.
 
     The transform of domain :math:`b` acts on the anomalies of its points without being formed:
-    :math:`(w_b \mathbf 1^T + T_b) A_b = w_b (\mathbf 1^T A_b) + V_b\, \mathrm{diag}(\sqrt{(N-1)/d_b})\,
-    V_b^T A_b` with :math:`G_b = V_b \mathrm{diag}(d_b) V_b^T`, :math:`A_b` ``(N, batch)``.
+    with :math:`M_b = G_b / (N-1) = I + S_b S_b^T / (N-1)` and :math:`Z_b = M_b^{-1/2}`,
+    :math:`(w_b \mathbf 1^T + T_b) A_b = w_b (\mathbf 1^T A_b) + Z_b A_b`, :math:`w_b = Z_b^2 S_b
+    \delta_b / (N-1)`, :math:`A_b` ``(N, batch)``.
     """
     N, Nx = E.shape
     B = idx.shape[0]
@@ -92,14 +78,17 @@ def letkf_update(E: np.ndarray, Eo: np.ndarray, y: np.ndarray, R_diag: np.ndarra
     scale = 1 / np.sqrt(R_diag)
     Y = (Eo - yo) * scale  # (N, Ny), whitened
     dy = (y - yo) * scale  # (Ny,)
-    for start in range(0, B, CHUNK):  # bounded memory: CHUNK domains at a time
-        part = slice(start, start + CHUNK)
-        A[part] = local_analysis_anomalies(Y, dy, idx[part], coeff[part], A[part], threads)
+
+    def analyse(idx: np.ndarray, coeff: np.ndarray, A: np.ndarray) -> np.ndarray:  # one thread's share
+        blocks = [slice(s, s + BLOCK) for s in range(0, len(idx), BLOCK)]
+        return np.concatenate([local_analysis_anomalies(Y, dy, idx[b], coeff[b], A[b]) for b in blocks])
+
+    A = threaded_map(analyse, (idx, coeff, A), threads, align=BLOCK)
     return mu + np.transpose(A, (1, 0, 2)).reshape(N, B * batch)[:, :Nx]
 
 
 def local_analysis_anomalies(Y: np.ndarray, dy: np.ndarray, idx: np.ndarray, coeff: np.ndarray,
-                             A: np.ndarray, threads: int = 1) -> np.ndarray:
+                             A: np.ndarray) -> np.ndarray:
     r"""The ETKF transforms of local domains applied to their anomalies (the part of
     :func:`letkf_update` that is done per domain).
 
@@ -113,15 +102,13 @@ def local_analysis_anomalies(Y: np.ndarray, dy: np.ndarray, idx: np.ndarray, coe
         :math:`\sum_m (w_b + T_b)_{mn} A_{b,m,p}`.
     """
     N = Y.shape[0]
-    sq = np.sqrt(coeff)  # (b, L)
-    S = np.transpose(Y[:, idx], (1, 0, 2)) * sq[:, None, :]  # (b, N, L)
-    G = S @ np.transpose(S, (0, 2, 1))  # (b, N, N)
-    G[:, np.arange(N), np.arange(N)] += N - 1
-    d, V = batched_eigh(G, threads)
-    Vt = np.transpose(V, (0, 2, 1))
-    Sd = S @ (dy[idx] * sq)[:, :, None]  # (b, N, 1)
-    w = V @ ((Vt @ Sd) / d[:, :, None])  # (b, N, 1): G^{-1} S dy
-    TA = V @ ((Vt @ A) * np.sqrt((N - 1) / d)[:, :, None])
+    sq = np.sqrt(coeff / (N - 1))  # (b, L)
+    S = np.transpose(Y[:, idx], (1, 0, 2)) * sq[:, None, :]  # (b, N, L): S_b / sqrt(N-1)
+    M = S @ np.transpose(S, (0, 2, 1))  # (b, N, N)
+    M[:, np.arange(N), np.arange(N)] += 1
+    Z = inv_sqrt_psd_shift(M)  # (b, N, N): M^{-1/2}
+    w = Z @ (Z @ (S @ (dy[idx] * sq)[:, :, None]))  # (b, N, 1): G^{-1} S dy
+    TA = Z @ A
     TA += np.transpose(w, (0, 2, 1)) @ A  # the mean update w^T A, the same for every member
     return TA
 
@@ -138,7 +125,7 @@ class LETKF(Filter):
         batch: state points that share one local analysis (consecutive blocks, their distance to
             an observation the mean of their points' distances, as DAPPER's localization batches;
             its ``sakov2008`` uses 2). 1: one analysis per point.
-        threads: threads for the local eigenproblems (not a hyper-parameter; results do not
+        threads: threads for the local inverse square roots (not a hyper-parameter; results do not
             depend on it). ``None``: as many as the BLAS may use when the run starts (one inside a
             worker of ``Experiments.run(workers=k)``, which pins one BLAS thread per process).
 
