@@ -113,8 +113,8 @@ def test_batch_distances_are_the_mean_over_the_batch():
 
 
 def test_threaded_local_analyses_give_the_same_analysis(rng):
-    from dafilters.spd import THREADED_MIN
     from dafilters.localization import local_observations
+    from dafilters.spd import THREADED_MIN
 
     N, Nx = 6, 2 * THREADED_MIN
     E = rng.standard_normal((N, Nx))
