@@ -19,6 +19,7 @@ from .observations import (
     PartialObs,
     RandomMaskObs,
     TorchObs,
+    VelocityProbesObs,
 )
 from .stats import Diverged, Gaussian, Stats
 from .tuning import Tuned, TuneResult, tune
@@ -29,7 +30,7 @@ __all__ = [
     "HMM", "Chronology", "Dynamics", "LinearDynamics", "Observation", "Prior", "GaussPrior",
     "Covariance", "GaussRV",
     "LinearObs", "PartialObs", "IdentityObs", "FunctionObs", "ArctanObs",
-    "GridMaskObs", "RandomMaskObs", "CentrePatchObs", "AvgPoolObs",
+    "GridMaskObs", "RandomMaskObs", "CentrePatchObs", "AvgPoolObs", "VelocityProbesObs",
     "Filter", "Context", "Climatology", "OptInterp", "KalmanFilter", "EnKF", "LETKF", "PartFilt", "APF",
     "Stats", "Gaussian", "Diverged",
     "Experiments", "Results",
@@ -38,7 +39,7 @@ __all__ = [
 __all__ += ["TorchObs"]
 
 #: Torch-based filters, imported on first access (``import dafilters`` does not import torch).
-_LAZY_FILTERS = ("EnSF", "SSLS", "MNMEF", "SDA")
+_LAZY_FILTERS = ("EnSF", "SSLS", "MNMEF", "SDA", "LDEnSF")
 __all__ += list(_LAZY_FILTERS)
 
 

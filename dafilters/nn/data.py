@@ -1,7 +1,9 @@
 """Training data for learned filters: trajectories simulated from an HMM, cached, cut into windows.
 
 Shapes: trajectories ``xx`` ``(n_traj, K+1, Nx)``, observations ``yy`` ``(n_traj, Ko+1, Ny)``;
-windows ``(n_windows, length, Nx)``.
+windows ``(n_windows, length, Nx)``. :func:`simulate_at_obs` keeps the states at time 0 and at the
+observation times only, ``(n_traj, Ko+2, Nx)`` (for large models, where every model step of many
+trajectories would not fit in memory).
 """
 
 from __future__ import annotations
@@ -14,12 +16,19 @@ import numpy as np
 
 from ..hmm import HMM
 
-__all__ = ["simulate_trajectories", "windows", "split"]
+__all__ = ["simulate_trajectories", "simulate_at_obs", "windows", "split"]
 
 
-def _cache_path(cache_dir: str | os.PathLike, hmm: HMM, n_traj: int, seed: int) -> Path:
-    key = hashlib.sha1(f"{hmm.fingerprint()}|{n_traj}|{seed}".encode()).hexdigest()[:16]
+def _cache_path(cache_dir: str | os.PathLike, hmm: HMM, n_traj: int, seed: int, kind: str = "") -> Path:
+    key = hashlib.sha1(f"{hmm.fingerprint()}|{n_traj}|{seed}{kind}".encode()).hexdigest()[:16]
     return Path(cache_dir) / f"trajectories-{key}.npz"
+
+
+def _save(path: Path, **arrays: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
 
 
 def simulate_trajectories(hmm: HMM, n_traj: int, seed: int = 0,
@@ -45,10 +54,60 @@ def simulate_trajectories(hmm: HMM, n_traj: int, seed: int = 0,
     xx = np.stack([r[0] for r in runs])
     yy = np.stack([r[1] for r in runs])
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez_compressed(tmp, xx=xx, yy=yy)
-        os.replace(tmp, path)
+        _save(path, xx=xx, yy=yy)
+    return xx, yy
+
+
+def simulate_at_obs(hmm: HMM, n_traj: int, seed: int = 0,
+                    cache_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The twin experiments of :func:`simulate_trajectories` (same seeds, same random streams),
+    keeping only the states at time 0 and at the observation times.
+
+    With deterministic dynamics all trajectories are advanced together, as one ensemble, from one
+    observation time to the next (by ``dyn.advance(E, dt, steps)`` where the model has it, else
+    step by step); with model noise each trajectory is simulated by ``hmm.simulate``.
+
+    Returns:
+        ``xx`` ``(n_traj, Ko+2, Nx)`` (``xx[:, 0]`` at time 0, ``xx[:, ko+1]`` at ``kko[ko]``) and
+        ``yy`` ``(n_traj, Ko+1, Ny)``.
+    """
+    from ..hmm import streams
+
+    if n_traj < 1:
+        raise ValueError(f"n_traj must be >= 1, got {n_traj}")
+    path = None if cache_dir is None else _cache_path(cache_dir, hmm, n_traj, seed, "|at_obs")
+    if path is not None and path.exists():
+        with np.load(path) as data:
+            return data["xx"], data["yy"]
+    seeds = [seed * 1_000_003 + 10**6 + i for i in range(n_traj)]
+    tseq, dyn = hmm.tseq, hmm.dyn
+    steps = np.concatenate([[0], tseq.kko])
+    if dyn.noise is not None:
+        runs = [hmm.simulate(s) for s in seeds]
+        xx = np.stack([r[0][steps] for r in runs])
+        yy = np.stack([np.asarray(r[1]) for r in runs])
+    else:
+        rngs = [streams(s)[:2] for s in seeds]
+        E = np.concatenate([hmm.prior.sample(1, rx) for rx, _ in rngs])  # as hmm.simulate draws x0
+        xx = np.empty((n_traj, len(steps), hmm.Nx))
+        xx[:, 0] = E
+        for i in range(1, len(steps)):
+            k0, k1 = int(steps[i - 1]), int(steps[i])
+            if hasattr(dyn, "advance"):
+                E = dyn.advance(E, tseq.dt, k1 - k0)
+            else:
+                for k in range(k0, k1):
+                    E = dyn.step(E, tseq.tt[k], tseq.dt)
+            xx[:, i] = E
+        if not np.all(np.isfinite(xx)):
+            raise FloatingPointError(f"{hmm.name}: a training trajectory is not finite")
+        yy_list = [[hmm.obs.sample(xx[j, ko + 1], ko, ry) for ko in range(tseq.Ko + 1)]
+                   for j, (_, ry) in enumerate(rngs)]
+        if len({len(y) for ys in yy_list for y in ys}) != 1:
+            raise ValueError("training data needs a fixed observation size")
+        yy = np.array(yy_list)
+    if path is not None:
+        _save(path, xx=xx, yy=yy)
     return xx, yy
 
 

@@ -40,6 +40,12 @@ jax does not survive ``fork`` once started: ``Experiments.run(workers=k)`` there
 workers from a fork server when jax is loaded, and a process forked by other means raises an
 error here instead of deadlocking.
 
+**Unknown Reynolds number.** :class:`KolmogorovRe` appends the log-Reynolds number
+:math:`\log Re` (:math:`\nu = 1/Re`) to the vorticity as one more state component, constant in
+time, so that each member of an ensemble flows with its own viscosity (a ``jax.vmap`` over the
+members and their viscosities, :func:`advance_visc_fn`) and filters estimate the parameter with
+the state.
+
 References: Kochkov, Smith, Alieva, Wang, Brenner, Hoyer, "Machine learning-accelerated
 computational fluid dynamics", PNAS 118 (2021); Rozet & Louppe, "Score-based data
 assimilation", NeurIPS 2023 (arXiv 2306.10574).
@@ -56,7 +62,8 @@ import numpy as np
 
 from dafilters.hmm import Dynamics
 
-__all__ = ["Kolmogorov", "VISCOSITY", "DRAG", "WAVENUMBER", "L", "grid_coords", "advance_fn", "navier_stokes",
+__all__ = ["Kolmogorov", "KolmogorovRe", "advance_visc_fn", "VISCOSITY", "DRAG", "WAVENUMBER", "L",
+           "grid_coords", "advance_fn", "navier_stokes",
            "precision_context", "random_vorticity", "spun_up_state", "stable_dt", "as_fields"]
 
 #: Viscosity (``Re = 1 / VISCOSITY``), linear drag, forcing wavenumber and domain length.
@@ -153,6 +160,29 @@ def advance_fn(n: int, dt: float, viscosity: float = VISCOSITY, drag: float = DR
     return jax.jit(jax.vmap(member, in_axes=(0, None)))
 
 
+@lru_cache(maxsize=32)
+def advance_visc_fn(n: int, dt: float, drag: float = DRAG, wavenumber: int = WAVENUMBER,
+                    precision: str = "float64") -> Callable:
+    r"""As :func:`advance_fn`, with one viscosity per member: ``advance(W, nu, m) -> W`` for
+    fields ``W`` ``(B, n, n)`` and viscosities ``nu`` ``(B,)``. The viscosity enters jax-cfd's
+    equation only through its linear term :math:`\nu \Delta - \alpha`, so the equation is built
+    inside the traced member function and ``jax.vmap`` maps it over ``(W, nu)``."""
+    jax = _jax()
+    import jax.numpy as jnp
+    from jax_cfd.spectral import time_stepping
+
+    def zero_mean(w_hat):
+        return w_hat.at[0, 0].set(0.0)
+
+    def member(w, nu, m):
+        step = time_stepping.crank_nicolson_rk4(navier_stokes(n, nu, drag, wavenumber), dt)
+        w_hat = zero_mean(jnp.fft.rfft2(w))
+        w_hat = jax.lax.fori_loop(0, m, lambda _, s: zero_mean(step(s)), w_hat)
+        return jnp.fft.irfft2(w_hat, s=(n, n))
+
+    return jax.jit(jax.vmap(member, in_axes=(0, 0, None)))
+
+
 #: The process that started jax's runtime through this module (``None``: not started yet).
 _JAX_PID: list[int | None] = [None]
 
@@ -181,6 +211,21 @@ def _advance(E: np.ndarray, m: int, n: int, dt: float, viscosity: float, drag: f
     with precision_context(precision):
         W = jnp.asarray(E.reshape(-1, n, n), dtype=jnp.float64 if precision == "float64" else jnp.float32)
         out = np.array(fn(W, int(m)), dtype=np.float64)  # a writable float64 copy
+    return out.reshape(E.shape)
+
+
+def _advance_visc(E: np.ndarray, nu: np.ndarray, m: int, n: int, dt: float, drag: float,
+                  wavenumber: int, precision: str) -> np.ndarray:
+    """``m`` steps of fields ``E`` ``(B, n * n)`` with viscosities ``nu`` ``(B,)``; float64 out."""
+    _check_not_forked()
+    _JAX_PID[0] = os.getpid()
+    fn = advance_visc_fn(n, float(dt), float(drag), int(wavenumber), precision)
+    import jax.numpy as jnp
+
+    with precision_context(precision):
+        dtype = jnp.float64 if precision == "float64" else jnp.float32
+        W = jnp.asarray(E.reshape(-1, n, n), dtype=dtype)
+        out = np.array(fn(W, jnp.asarray(nu, dtype=dtype), int(m)), dtype=np.float64)
     return out.reshape(E.shape)
 
 
@@ -260,3 +305,60 @@ def spun_up_state(n: int = 64, seed: int = 0, T: float = 50.0, dt: float | None 
     x = dyn.advance(random_vorticity(n, seed), dt, int(round(T / dt)))
     x.setflags(write=False)
     return x
+
+
+class KolmogorovRe(Dynamics):
+    r"""Kolmogorov flow whose Reynolds number is part of the state (unknown to the filters).
+
+    **State layout** ``(..., n * n + 1)``: the vorticity field (row-major, as for
+    :class:`Kolmogorov`), then :math:`\log Re`. A step advances each state's vorticity with its
+    own viscosity :math:`\nu = e^{-\log Re}` (one compiled ``vmap`` over the members and their
+    viscosities) and keeps :math:`\log Re` unchanged. ``coords`` are the grid positions, and the
+    parameter component sits at the domain's centre :math:`(\pi, \pi)` (a localized filter
+    then updates it from the observations within its radius of the centre).
+
+    Args:
+        n: grid points per direction (``Nx = n * n + 1``).
+        drag, wavenumber, precision, noise: as for :class:`Kolmogorov` (``noise`` may not perturb
+            the parameter component unless wanted: give a vector with a zero last entry).
+        re_bounds: the Reynolds numbers a state may have; values outside are clipped into this
+            range before a step (an analysis may push an ensemble member beyond the prior's range).
+    """
+
+    n_params = 1
+
+    def __init__(self, n: int = 64, drag: float = DRAG, wavenumber: int = WAVENUMBER,
+                 precision: str = "float64", noise=None, re_bounds: tuple[float, float] = (100.0, 1e4)):
+        if int(n) < 4:
+            raise ValueError(f"KolmogorovRe needs n >= 4, got {n}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        lo, hi = (float(b) for b in re_bounds)
+        if not 0 < lo < hi:
+            raise ValueError(f"re_bounds must be 0 < low < high, got {re_bounds!r}")
+        _jax()
+        self.n = int(n)
+        coords = np.vstack([grid_coords(self.n), [[L / 2, L / 2]]])
+        super().__init__(self.n * self.n + 1, noise=noise, coords=coords, domain=(L, L))
+        self.drag, self.wavenumber, self.precision = float(drag), int(wavenumber), precision
+        self.log_re_bounds = (float(np.log(lo)), float(np.log(hi)))
+
+    def advance(self, E: np.ndarray, dt: float, steps: int) -> np.ndarray:
+        """``steps`` deterministic steps of size ``dt`` in one compiled call, ``(..., n*n + 1)``."""
+        E = np.asarray(E, dtype=float)
+        if E.shape[-1] != self.Nx:
+            raise ValueError(f"KolmogorovRe({self.n}x{self.n}) states have size {self.Nx}, got {E.shape[-1]}")
+        flat = E.reshape(-1, self.Nx)
+        log_re = np.clip(flat[:, -1], *self.log_re_bounds)
+        out = np.empty_like(flat)
+        out[:, :-1] = _advance_visc(flat[:, :-1], np.exp(-log_re), steps, self.n, dt, self.drag,
+                                    self.wavenumber, self.precision)
+        out[:, -1] = flat[:, -1]
+        return out.reshape(E.shape)
+
+    def step(self, E: np.ndarray, t: float, dt: float) -> np.ndarray:
+        return self.advance(E, dt, 1)
+
+    def __repr__(self) -> str:
+        return (f"KolmogorovRe(n={self.n}, drag={self.drag:g}, wavenumber={self.wavenumber}, "
+                f"precision={self.precision!r})")

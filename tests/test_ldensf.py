@@ -1,0 +1,225 @@
+"""LD-EnSF (latent dynamics, LSTM observation encoder, EnSF in the latent space), the velocity-probe
+observation operator, Kolmogorov flow with an unknown Reynolds number and the xiao2026 setting
+(tiny grids, tiny trainings)."""
+
+import numpy as np
+import pytest
+import torch
+
+import dafilters as daf
+from dafilters.filters.ldensf import (
+    FieldDecoder,
+    FourierFeatures,
+    LatentODE,
+    LDEnSF,
+    history_tensor,
+    latent_score,
+    rk4,
+)
+from dafilters.observations import (
+    VelocityProbesObs,
+    probe_lattice,
+    velocity_probe_matrix,
+    vorticity_to_velocity,
+)
+
+L = 2 * np.pi
+n = 16
+
+
+def analytic_flow(n: int):
+    """psi = sin(x) cos(2y): vorticity 5 sin(x) cos(2y) on the grid, and the exact velocity."""
+    x = L * np.arange(n) / n
+    X, Y = np.meshgrid(x, x, indexing="ij")
+    w = (5 * np.sin(X) * np.cos(2 * Y)).ravel()
+
+    def uv(p):
+        return -2 * np.sin(p[:, 0]) * np.sin(2 * p[:, 1]), -np.cos(p[:, 0]) * np.cos(2 * p[:, 1])
+
+    return w, uv
+
+
+# -- the velocity observation operator ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("on_grid", [False, True])
+def test_velocity_probes_are_exact_for_a_known_streamfunction(on_grid):
+    w, uv = analytic_flow(n)
+    obs = VelocityProbesObs(n, noise=0.01, probes=10, on_grid=on_grid)
+    assert obs.Ny(0) == 200 and obs.H.shape == (200, n * n)
+    pts = probe_lattice(10, n if on_grid else None)
+    u, v = uv(pts)
+    np.testing.assert_allclose(obs(w, 0), np.concatenate([u, v]), atol=1e-12)
+    loc = obs.locations(0, None)
+    assert loc.shape == (200, 2)
+    np.testing.assert_array_equal(loc[:100], pts)
+    np.testing.assert_array_equal(loc[100:], pts)
+    if on_grid:  # lattice points moved onto grid points
+        assert np.allclose(np.round(pts * n / L), pts * n / L)
+    else:
+        np.testing.assert_allclose(pts[11], [L / 10, L / 10])
+
+
+def test_velocity_matrix_agrees_with_the_grid_velocity_and_ignores_parameters(rng):
+    W = rng.standard_normal((3, n * n))
+    V = vorticity_to_velocity(W, n)  # (3, 2, n, n)
+    pts = np.array([[L * 3 / n, L * 5 / n], [0.0, L * 15 / n]])
+    H = velocity_probe_matrix(n, pts)
+    expect = np.stack([V[:, 0, 3, 5], V[:, 0, 0, 15], V[:, 1, 3, 5], V[:, 1, 0, 15]], 1)
+    np.testing.assert_allclose(W @ H.T, expect, atol=1e-12)
+    obs = VelocityProbesObs(n, noise=0.01, points=pts, n_params=1)
+    E = np.hstack([W, rng.standard_normal((3, 1))])
+    np.testing.assert_allclose(obs(E, 0), W @ H.T, atol=1e-12)
+    assert np.all(obs.grad_loglik(np.zeros(4), E, 0)[:, -1] == 0)
+    with pytest.raises(ValueError, match=r"shape \(P, 2\)"):
+        velocity_probe_matrix(n, np.zeros(3))
+    with pytest.raises(ValueError, match="not 16 x 16"):
+        vorticity_to_velocity(np.zeros(10), n)
+
+
+# -- Kolmogorov flow with the Reynolds number in the state -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def kolmogorov():
+    pytest.importorskip("jax")
+    pytest.importorskip("jax_cfd")
+    import mods.Kolmogorov as K
+
+    return K
+
+
+def test_per_member_viscosity(kolmogorov):
+    x = kolmogorov.spun_up_state(n, T=2.0)
+    dyn = kolmogorov.KolmogorovRe(n)
+    assert dyn.Nx == n * n + 1 and dyn.coords.shape == (n * n + 1, 2) and dyn.n_params == 1
+    E = np.stack([np.append(x, np.log(1000.0)), np.append(x, np.log(600.0))])
+    out = dyn.advance(E, 0.01, 10)
+    for e, re in zip(out, (1000.0, 600.0)):
+        ref = kolmogorov.Kolmogorov(n, viscosity=1 / re).advance(x, 0.01, 10)
+        np.testing.assert_allclose(e[:-1], ref, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(out[:, -1], E[:, -1])
+    assert np.abs(out[0, :-1] - out[1, :-1]).max() > 1e-3
+    with pytest.raises(ValueError, match="size 257"):
+        dyn.advance(np.zeros((2, n * n)), 0.01, 1)
+
+
+def test_xiao2026_builds_and_simulates(kolmogorov):
+    from mods.Kolmogorov import xiao2026
+
+    hmm = xiao2026.build(n=n, Ko=2)
+    assert hmm.Nx == n * n + 1 and hmm.obs.Ny(0) == 200
+    assert hmm.tseq.dt * hmm.tseq.dko == pytest.approx(0.2)
+    xx, yy = hmm.simulate(0)
+    assert xx.shape == (hmm.tseq.K + 1, n * n + 1) and yy.shape == (3, 200)
+    assert np.all(np.isfinite(xx)) and np.all(np.isfinite(yy))
+    assert np.all(xx[:, -1] == xx[0, -1]) and 500 <= np.exp(xx[0, -1]) <= 1500
+    assert np.abs(yy - hmm.obs(xx[hmm.tseq.kko], 0)).max() < 0.6  # sigma 0.1
+    E = hmm.prior.sample(400, np.random.default_rng(0))
+    assert np.exp(E[:, -1]).min() >= 500 and np.exp(E[:, -1]).max() <= 1500
+    assert abs(E[:, -1].mean() - hmm.prior.mean[-1]) < 0.05
+
+
+def test_simulate_at_obs_matches_the_twin_experiments(kolmogorov):
+    from dafilters.nn.data import simulate_at_obs
+    from mods.Kolmogorov import xiao2026
+
+    hmm = xiao2026.build(n=n, Ko=1, dko=5)
+    xx, yy = simulate_at_obs(hmm, 2, seed=3)
+    assert xx.shape == (2, 3, hmm.Nx) and yy.shape == (2, 2, 200)
+    for i in range(2):
+        x_ref, y_ref = hmm.simulate(3 * 1_000_003 + 10**6 + i)
+        np.testing.assert_allclose(xx[i], x_ref[[0, 5, 10]], rtol=0, atol=1e-10)
+        np.testing.assert_allclose(yy[i], y_ref, rtol=0, atol=1e-10)
+
+
+# -- the networks ------------------------------------------------------------------------------
+
+
+def test_network_shapes_and_pieces():
+    ff = FourierFeatures((L, L), kmax=3)
+    assert ff.size == 2 * 24  # (7*7 - 1) / 2 wave vectors
+    x = torch.rand(50, 2) * L
+    torch.testing.assert_close(ff(x + torch.tensor([L, 0.0])), ff(x), atol=1e-4, rtol=0)  # periodic
+    dec = FieldDecoder(6, (L, L), kmax=3, n_basis=10, width=16, depth=2)
+    basis = dec.basis(x)
+    assert basis.shape == (50, 11) and dec(torch.randn(4, 7, 6), basis).shape == (4, 7, 50)
+    ode = LatentODE(6, 1, width=16, depth=2, substeps=3)
+    z, p = torch.randn(5, 6), torch.randn(5, 1)
+    torch.testing.assert_close(ode(z, p), z)  # starts as the identity flow
+    assert ode.rollout(z, p, 4).shape == (5, 5, 6)
+    # RK4 of dz/dt = -z over one unit: exp(-1) to 1e-6
+    torch.testing.assert_close(rk4(lambda s: -s, torch.ones(3, dtype=torch.float64), 0.1, 10),
+                               torch.full((3,), np.exp(-1.0), dtype=torch.float64), atol=1e-6, rtol=0)
+    H = history_tensor([torch.ones(3), 2 * torch.ones(3)], 4)
+    assert H.shape == (4, 4) and H[:2].abs().sum() == 0 and H[2:, -1].tolist() == [1.0, 1.0]
+    assert H[3, 0] == 2 and history_tensor([torch.ones(3)] * 6, 4).shape == (4, 4)
+    torch.testing.assert_close(latent_score(torch.zeros(2, 3), torch.ones(3), torch.full((3,), 4.0)),
+                               torch.full((2, 3), 0.25))
+
+
+def test_validation():
+    with pytest.raises(ValueError, match="N must be"):
+        LDEnSF(N=1)
+    with pytest.raises(ValueError, match="latent_dim must be a positive integer"):
+        LDEnSF(latent_dim=0)
+    with pytest.raises(ValueError, match="prior_score"):
+        LDEnSF(prior_score="nope")
+    with pytest.raises(ValueError, match="obs_infl"):
+        LDEnSF(obs_infl=0.0)
+    with pytest.raises(RuntimeError, match="not trained"):
+        LDEnSF().save("x.pt")
+
+
+# -- training, saving, loading, assimilating ---------------------------------------------------
+
+
+TINY = dict(N=6, latent_dim=6, n_basis=12, kmax=3, width=24, enc_width=24, lstm_hidden=12, history=3,
+            n_traj=3, rollout=2, epochs=3, lstm_epochs=3, steps=10, batch_size=16)
+
+
+@pytest.fixture(scope="module")
+def trained(kolmogorov, tmp_path_factory):
+    from mods.Kolmogorov import xiao2026
+
+    hmm = xiao2026.build(n=n, Ko=7, dko=4)
+    flt = LDEnSF(**TINY).fit(hmm, progress=False, cache_dir=tmp_path_factory.mktemp("data"))
+    return hmm, flt
+
+
+def test_tiny_training_save_load_assimilate(trained, tmp_path):
+    hmm, flt = trained
+    dyn = flt.training["dynamics"]
+    assert len(dyn["train_loss"]) == 3 and np.isfinite(dyn["val_loss"]).all()
+    assert len(flt.training["lstm"]["resid_std"]) == TINY["latent_dim"] + 1
+    assert flt.spec["n_params"] == 1 and flt.spec["n_field"] == n * n and flt.spec["dko"] == 4
+    xx, yy = hmm.simulate(2)
+    stats = flt.assimilate(hmm, xx, yy, seed=2)
+    a = stats.averages()
+    assert np.isfinite(a["rmse.a"]) and np.isfinite(a["rmse.f"]) and not stats.diverged
+    flt.save(tmp_path / "ldensf.pt")
+    loaded = daf.Filter.load(tmp_path / "ldensf.pt")
+    assert isinstance(loaded, LDEnSF) and loaded.spec == flt.spec
+    assert loaded.assimilate(hmm, xx, yy, seed=2).averages()["rmse.a"] == a["rmse.a"]
+    # the decoded analysis is a state: vorticity field and log Re
+    from dafilters.filters.base import Context
+
+    ctx = Context(hmm=hmm, rng=np.random.default_rng(0), seed=0)
+    E = loaded.estimate(loaded.initialize(ctx))
+    assert E.shape == (loaded.N, hmm.Nx) and np.all(np.isfinite(E))
+
+
+def test_runs_in_experiments_and_refuses_other_hmms(trained, tmp_path):
+    from mods.Kolmogorov import xiao2026
+
+    hmm, flt = trained
+    res = daf.Experiments(hmm, [flt, daf.EnSF(N=6, steps=50)], seeds=[5]).run(progress=False)
+    frame = res.frame()
+    assert list(frame["status"]) == ["ok", "ok"] and np.isfinite(frame["rmse.a"]).all()
+    flt.save(tmp_path / "f.pt")
+    loaded = daf.Filter.load(tmp_path / "f.pt")
+    other = xiao2026.build(n=n, probes=5, Ko=7, dko=4)
+    with pytest.raises(ValueError, match="Ny=200.*has Ny=50"):
+        loaded.assimilate(other, *other.simulate(0))
+    with pytest.raises(ValueError, match="dko=5"):
+        loaded.check_hmm(xiao2026.build(n=n, Ko=7, dko=5))
