@@ -1,0 +1,222 @@
+"""LD-EnSF against full-space EnSF and LETKF on Kolmogorov flow with sparse velocity probes.
+
+    python benchmarks/fluids.py --markdown --plots benchmarks/plots/fluids     # 64 x 64 (long)
+    python benchmarks/fluids.py --n 32 --minutes 10                            # a smaller grid
+    python benchmarks/fluids.py --tiny --plots /tmp/fluids                     # a check (1-2 min)
+    python benchmarks/fluids.py --device cuda                                  # networks on a GPU
+
+Setting: ``mods.Kolmogorov.xiao2026`` (vorticity on n x n plus log Re, Re ~ U(500, 1500) unknown to
+the filters, initial vorticity nearly known; both velocity components at a 10 x 10 lattice of
+probes, sigma 0.1; observations every 0.2 time units, 40 cycles). LD-EnSF is trained on trajectories
+simulated from the same HMM (other seeds; kept in ``--cache-dir``), or loaded from ``--models-dir``
+when a model with the same settings was trained for this HMM. The three filters then run on the same
+twin experiments in one ``dafilters.Experiments`` table (RMSE of the ensemble mean over the whole
+state, i.e. the vorticity and log Re; ms/cycle includes each filter's forecast: the jax model for
+EnSF and LETKF, the latent ODE for LD-EnSF).
+
+Seconds per analysis: the ``analysis`` hook of each filter is timed during the same runs (for
+LD-EnSF it includes the LSTM, the latent EnSF and the decoding of the ensemble to the grid); the
+second table shows its mean, the forecast time and LD-EnSF's speed-up. The target of issue 7:
+LD-EnSF at least 10x cheaper per analysis than full-space EnSF with an RMSE at most 1.5x as large.
+The same table gives the ensemble-mean Reynolds number after the last analysis against the truth.
+
+With ``--plots DIR``: for the first seed, PNG figures of the truth, the observations (velocity
+arrows at the probes over the truth) and each filter's analysis-mean vorticity at a few
+observation times (``--plot-times``), ``DIR/vorticity_ko{ko}.png``.
+
+Timings are wall-clock: run on an otherwise idle machine (on a loaded one a niced run waits for
+the CPU inside the timed hooks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from tabulate import tabulate
+
+import dafilters as daf
+from dafilters.filters.learned import load_filter
+from mods.Kolmogorov import as_fields, xiao2026
+
+#: Small networks and budgets of ``--tiny`` (a check that the script runs, not a benchmark).
+TINY_LDENSF = dict(latent_dim=8, n_basis=16, kmax=4, width=32, enc_width=32, lstm_hidden=16, history=4,
+                   n_traj=3, rollout=2, epochs=3, lstm_epochs=3)
+
+
+def trained_ldensf(hmm, args) -> daf.LDEnSF:
+    """Load LD-EnSF from ``--models-dir`` if trained for ``hmm`` with these settings, else train."""
+    extra = TINY_LDENSF if args.tiny else dict(n_traj=args.n_traj, latent_dim=args.latent_dim)
+    flt = daf.LDEnSF(N=args.N, steps=args.steps, minutes=args.minutes, device=args.device, **extra)
+    path = Path(args.models_dir) / f"ldensf-kolmogorov-n{args.n}{'-tiny' if args.tiny else ''}.pt"
+    if path.exists():
+        old = load_filter(path, device=args.device)
+        if old.matches(hmm) and old.name == flt.name:
+            return old
+    flt.fit(hmm, progress=True, cache_dir=args.cache_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    flt.save(path)
+    return flt
+
+
+class HookTimer:
+    """Times the ``analysis`` and ``forecast`` hooks of filters (instance attributes wrap the
+    class's methods; serial runs only), keeps the analysis means at ``keep_at`` observation times
+    of the first seed for the plots, and the last analysis of each run."""
+
+    def __init__(self, keep_at: set[int], first_seed: int):
+        self.seconds: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        self.means: dict[str, dict[int, np.ndarray]] = defaultdict(dict)
+        self.last: dict[str, list[np.ndarray]] = defaultdict(list)
+        self.keep_at, self.first_seed = keep_at, first_seed
+
+    def wrap(self, flt: daf.Filter, label: str) -> daf.Filter:
+        analysis, forecast = flt.analysis, flt.forecast
+        Ko = None
+
+        def timed_analysis(state, y, ko, ctx):
+            nonlocal Ko
+            start = time.perf_counter()
+            out = analysis(state, y, ko, ctx)
+            self.seconds[label]["analysis"].append(time.perf_counter() - start)
+            Ko = ctx.hmm.tseq.Ko
+            if ctx.seed == self.first_seed and ko in self.keep_at:
+                self.means[label][ko] = np.asarray(flt.estimate(out)).mean(0)
+            if ko == Ko:
+                self.last[label].append(np.asarray(flt.estimate(out)).mean(0))
+            return out
+
+        def timed_forecast(state, ctx, k0, k1):
+            start = time.perf_counter()
+            out = forecast(state, ctx, k0, k1)
+            self.seconds[label]["forecast"].append(time.perf_counter() - start)
+            return out
+
+        object.__setattr__(flt, "analysis", timed_analysis)
+        object.__setattr__(flt, "forecast", timed_forecast)
+        return flt
+
+
+def plot_fields(hmm, xx, yy, means: dict[str, dict[int, np.ndarray]], times: list[int],
+                folder: Path) -> list[Path]:
+    """One PNG per observation time: truth, observations and each filter's analysis mean."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    n, obs = hmm.dyn.n, hmm.obs
+    P = len(obs.points)
+    paths = []
+    for ko in times:
+        truth = as_fields(xx[hmm.tseq.kko[ko], :n * n], n)
+        panels = [("truth", truth), ("observations", truth)]
+        panels += [(label, as_fields(m[ko][:n * n], n)) for label, m in means.items() if ko in m]
+        lim = np.abs(truth).max()
+        fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4), squeeze=False)
+        for ax, (title, field) in zip(axes[0], panels):
+            alpha = 0.35 if title == "observations" else 1.0
+            ax.imshow(field.T, origin="lower", extent=(0, 2 * np.pi, 0, 2 * np.pi), cmap="RdBu_r",
+                      vmin=-lim, vmax=lim, alpha=alpha)
+            if title == "observations":
+                y = np.asarray(yy[ko])
+                ax.quiver(obs.points[:, 0], obs.points[:, 1], y[:P], y[P:], color="k", scale=30)
+            rmse = np.sqrt(np.mean((field - truth) ** 2))
+            ax.set_title(title if title in ("truth", "observations") else f"{title}\nRMSE {rmse:.2f}",
+                         fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        fig.suptitle(f"vorticity at t = {hmm.tseq.tto[ko]:.1f} (ko = {ko})", fontsize=10)
+        fig.tight_layout()
+        path = folder / f"vorticity_ko{ko}.png"
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", type=int, default=64, help="grid points per direction")
+    p.add_argument("--Ko", type=int, default=39, help="last observation index (Ko+1 cycles of 0.2)")
+    p.add_argument("--N", type=int, default=20, help="ensemble size of the three filters")
+    p.add_argument("--steps", type=int, default=100, help="reverse-SDE steps of EnSF and LD-EnSF")
+    p.add_argument("--seeds", type=int, nargs="+", default=[1])
+    p.add_argument("--minutes", type=float, default=25.0, help="LD-EnSF training budget")
+    p.add_argument("--n-traj", type=int, default=32, help="LD-EnSF training trajectories")
+    p.add_argument("--latent-dim", type=int, default=32)
+    p.add_argument("--letkf-infl", type=float, default=1.05)
+    p.add_argument("--loc-rad", type=float, default=1.0, help="LETKF radius (domain units; 2 pi wide)")
+    p.add_argument("--ensf-eps-b", type=float, default=0.025)
+    p.add_argument("--models-dir", default="benchmarks/models")
+    p.add_argument("--cache-dir", default="benchmarks/cache", help="simulated training trajectories")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--plots", default=None, help="folder for the PNG figures")
+    p.add_argument("--plot-times", type=int, nargs="+", default=None,
+                   help="observation indices to plot (default: 3 spread over the run)")
+    p.add_argument("--tiny", action="store_true", help="16 x 16, 10 cycles, tiny networks: a check")
+    p.add_argument("--markdown", action="store_true")
+    args = p.parse_args(argv)
+    if args.tiny:
+        args.n, args.Ko, args.N, args.steps, args.minutes = 16, 9, 8, 50, 0.2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    hmm = xiao2026.build(n=args.n, Ko=args.Ko)
+    start = time.perf_counter()
+    ld = trained_ldensf(hmm, args)
+    train_wall = time.perf_counter() - start
+    times = args.plot_times or sorted({args.Ko // 10, args.Ko // 2, args.Ko})
+    timer = HookTimer(set(times), args.seeds[0])
+    filters = {"LDEnSF": ld,
+               "EnSF": daf.EnSF(N=args.N, steps=args.steps, eps_b=args.ensf_eps_b, device=args.device),
+               "LETKF": daf.LETKF(N=args.N, infl=args.letkf_infl, loc_rad=args.loc_rad)}
+    for label, flt in filters.items():
+        timer.wrap(flt, label)
+    start = time.perf_counter()
+    res = daf.Experiments(hmm, list(filters.values()), seeds=args.seeds).run(progress=False)
+    fmt = "github" if args.markdown else "simple"
+    print(f"# {hmm.name}; Nx={hmm.Nx}, Ny={hmm.obs.Ny(0)}; {platform.machine()}, {os.cpu_count()} cores, "
+          f"torch threads {torch.get_num_threads()}, device {args.device}; seeds {args.seeds}; "
+          f"table in {time.perf_counter() - start:.0f} s\n")
+    res.table(metrics=("rmse.a", "spread.a", "crps.a", "rmse.f"), tablefmt=fmt)
+
+    frame = res.frame().set_index("filter")
+    re_true = [float(np.exp(hmm.simulate(s)[0][0, -1])) for s in args.seeds]
+    rows = []
+    for label in filters:
+        sec = timer.seconds[label]
+        re_est = [float(np.exp(m[-1])) for m in timer.last[label]]
+        rows.append([label, f"{frame.loc[label, 'rmse.a']:.3f}", f"{np.mean(sec['analysis']):.4f}",
+                     f"{np.mean(sec['forecast']):.4f}", f"{1e3 * frame.loc[label, 's_per_cycle']:.1f}",
+                     ", ".join(f"{e:.0f}/{t:.0f}" for e, t in zip(re_est, re_true))])
+    print()
+    print(tabulate(rows, ["filter", "rmse.a", "s/analysis", "s/forecast", "ms/cycle", "Re mean/truth (last)"],
+                   tablefmt=fmt, disable_numparse=True))
+    a_ld, a_en = (np.mean(timer.seconds[k]["analysis"]) for k in ("LDEnSF", "EnSF"))
+    r_ld, r_en = frame.loc["LDEnSF", "rmse.a"], frame.loc["EnSF", "rmse.a"]
+    ok = a_en / a_ld >= 10 and r_ld <= 1.5 * r_en
+    print(f"\n- LD-EnSF analysis {a_en / a_ld:.1f}x cheaper than full-space EnSF, RMSE ratio "
+          f"{r_ld / r_en:.2f} (target: >= 10x and <= 1.5): {'met' if ok else 'not met'}")
+    tr = ld.training
+    dyn, lstm = tr.get("dynamics", {}), tr.get("lstm", {})
+    nmse = dyn.get("val_reconstruction_nmse", np.nan)
+    print(f"- LD-EnSF trained {tr['seconds'] / 60:.1f} min on {tr['device']} ({tr.get('n_traj')} "
+          f"trajectories; stage 1 {dyn.get('stopped')}, validation reconstruction NMSE {nmse:.3f}; "
+          f"stage 2 {lstm.get('stopped')}); this run's training/loading took {train_wall:.0f} s")
+    if args.plots:
+        xx, yy = hmm.simulate(args.seeds[0])
+        for path in plot_fields(hmm, xx, yy, timer.means, times, Path(args.plots)):
+            print(f"- plot: {path}")
+
+
+if __name__ == "__main__":
+    main()
