@@ -4,26 +4,34 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-EXTRAS ?= test,dapper,kolmogorov
+EXTRAS ?= test,dapper,kolmogorov,atmos
 comma  := ,
 STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
 .PHONY: demo test test-slow lint bench venv clean sysdeps
 
-# System packages: an MPI from Debian for mpi4py (the `mpi` extra builds against it).
+# System packages: an MPI from Debian for mpi4py (the `mpi` extra builds against it), and FFTW with
+# its MPI part and a C compiler for Dedalus (the `atmos` extra builds from source against both).
+SYSPKGS := libopenmpi-dev openmpi-bin libfftw3-dev libfftw3-mpi-dev gcc
 sysdeps:
-	@command -v mpicc >/dev/null 2>&1 || { \
+	@if ! command -v mpicc >/dev/null 2>&1 || [ ! -e /usr/include/fftw3-mpi.h ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	    libopenmpi-dev openmpi-bin >/dev/null; \
-	  else echo "note: no MPI found; install libopenmpi-dev (MPI tests will be skipped)"; fi; }
+	    $(SYSPKGS) >/dev/null; \
+	  else echo "note: install $(SYSPKGS) (MPI tests are skipped and the atmos extra cannot build without them)"; fi; fi
 
 venv: $(STAMP)
 
 $(STAMP): setup.cfg setup.py constraints.txt | sysdeps
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	# Dedalus's setup.py finds MPI and FFTW through these variables (Debian's OpenMPI and FFTW).
 	if command -v mpicc >/dev/null 2>&1; then extras="$(EXTRAS),mpi"; else extras="$(EXTRAS)"; fi; \
+	  arch="$$(gcc -print-multiarch 2>/dev/null)"; \
+	  export MPI_INCLUDE_PATH="$${MPI_INCLUDE_PATH:-$$(mpicc --showme:incdirs 2>/dev/null | cut -d' ' -f1)}" \
+	    MPI_LIBRARY_PATH="$${MPI_LIBRARY_PATH:-$$(mpicc --showme:libdirs 2>/dev/null | cut -d' ' -f1)}" \
+	    FFTW_INCLUDE_PATH="$${FFTW_INCLUDE_PATH:-/usr/include}" \
+	    FFTW_LIBRARY_PATH="$${FFTW_LIBRARY_PATH:-/usr/lib/$$arch}"; \
 	  $(BIN)/python -m pip install --quiet -c constraints.txt -e ".[$$extras]"
 	touch $@
 
