@@ -32,6 +32,9 @@ __all__ = ["newton_schulz_iterations", "inv_sqrt_psd_shift", "threaded_map"]
 
 #: Fewer matrices than this are processed on one thread (threads would cost more).
 THREADED_MIN = 256
+#: Larger matrices always go to ``eigh`` (at N = 80 its cost is below that of 10-13 products;
+#: at N = 40 the iteration is 1.7x faster: ``benchmarks/letkf_scaling.py``).
+NS_MAX_N = 48
 #: Matrices iterated together (small enough for their iterates to stay in cache).
 BLOCK = 4096
 #: The error in the eigenvalues of ``Z_k Y_k`` at which the iteration stops.
@@ -135,11 +138,14 @@ def inv_sqrt_psd_shift(M: np.ndarray, threads: int = 1, max_iter: int = 8) -> np
     with :math:`C_b` symmetric positive semi-definite.
 
     Newton–Schulz where at most ``max_iter`` iterations reach round-off (bound from
-    :math:`\|C_b\|_F`), ``eigh`` elsewhere; ``max_iter=0`` decomposes every matrix. Work is split
+    :math:`\|C_b\|_F`), ``eigh`` elsewhere and for ``N > NS_MAX_N``; ``max_iter=0`` decomposes
+    every matrix. Work is split
     over ``threads`` threads for large stacks.
     """
     if M.ndim != 3 or M.shape[1] != M.shape[2]:
         raise ValueError(f"expected a stack of square matrices (B, N, N), got shape {M.shape}")
     N = M.shape[-1]
+    if N > NS_MAX_N:
+        max_iter = 0
     f = np.linalg.norm(M - np.eye(N), axis=(1, 2))  # Frobenius norm of C_b >= its 2-norm
     return threaded_map(lambda m, g: _inv_sqrt(m, g, max_iter), (M, f), threads, align=BLOCK)

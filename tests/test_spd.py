@@ -56,3 +56,11 @@ def test_threads_do_not_change_the_result(rng):
 def test_bad_shape_is_named():
     with pytest.raises(ValueError, match=r"stack of square matrices"):
         inv_sqrt_psd_shift(np.eye(3))
+
+
+def test_large_matrices_are_decomposed(rng):
+    from dafilters.spd import NS_MAX_N
+
+    N = NS_MAX_N + 2
+    M = _stack(rng, 5, N, np.full(5, 0.01))
+    np.testing.assert_allclose(inv_sqrt_psd_shift(M), _reference(M), atol=1e-13)
