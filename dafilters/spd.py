@@ -36,7 +36,7 @@ THREADED_MIN = 256
 #: at N = 40 the iteration is 1.7x faster: ``benchmarks/letkf_scaling.py``).
 NS_MAX_N = 48
 #: Matrices iterated together (small enough for their iterates to stay in cache).
-BLOCK = 4096
+BLOCK = 32
 #: The error in the eigenvalues of ``Z_k Y_k`` at which the iteration stops.
 TOL = 1e-15
 _POOL: tuple[int, int, ThreadPoolExecutor] | None = None  # (process id, threads, pool)
@@ -139,8 +139,7 @@ def inv_sqrt_psd_shift(M: np.ndarray, threads: int = 1, max_iter: int = 8) -> np
 
     Newton–Schulz where at most ``max_iter`` iterations reach round-off (bound from
     :math:`\|C_b\|_F`), ``eigh`` elsewhere and for ``N > NS_MAX_N``; ``max_iter=0`` decomposes
-    every matrix. Work is split
-    over ``threads`` threads for large stacks.
+    every matrix. Work is split over ``threads`` threads for large stacks.
     """
     if M.ndim != 3 or M.shape[1] != M.shape[2]:
         raise ValueError(f"expected a stack of square matrices (B, N, N), got shape {M.shape}")

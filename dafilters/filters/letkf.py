@@ -125,8 +125,8 @@ class LETKF(Filter):
         batch: state points that share one local analysis (consecutive blocks, their distance to
             an observation the mean of their points' distances, as DAPPER's localization batches;
             its ``sakov2008`` uses 2). 1: one analysis per point.
-        threads: threads for the local inverse square roots (not a hyper-parameter; results do not
-            depend on it). ``None``: as many as the BLAS may use when the run starts (one inside a
+        threads: threads over which the local analyses are split (not a hyper-parameter; results
+            do not depend on it). ``None``: as many as the BLAS may use when the run starts (one inside a
             worker of ``Experiments.run(workers=k)``, which pins one BLAS thread per process).
 
     Needs a diagonal observation-error covariance and observations that say where they sit
