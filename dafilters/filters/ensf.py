@@ -50,7 +50,7 @@ from ..nn.nets import small_problem_threads, torch_threads
 from .base import Context, Filter, check_ensemble_size
 
 __all__ = [
-    "EnSF", "PRIOR_SCORES", "SOLVERS", "schedule", "sde_coefficients", "damping",
+    "EnSF", "PRIOR_SCORES", "SOLVERS", "inflate", "schedule", "sde_coefficients", "damping",
     "paired_prior_score", "mixture_weights", "mixture_prior_score", "reverse_step",
     "standard_noise", "NoiseStream", "ensf_sample",
 ]
@@ -63,6 +63,15 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 BLOCK_ELEMS = 2**20
 #: Noise of tensors at least this large is drawn from two streams on two threads.
 SPLIT_NOISE = 2**18
+
+
+def inflate(X: torch.Tensor, infl: float) -> torch.Tensor:
+    r"""Multiplicative inflation of an ensemble ``X`` ``(N, d)`` about its mean:
+    :math:`\bar x + \lambda (x_n - \bar x)` (``X`` itself when :math:`\lambda = 1`)."""
+    if infl == 1.0:
+        return X
+    mu = X.mean(dim=0)
+    return mu + infl * (X - mu)
 
 
 def schedule(t: float, eps_a: float, eps_b: float) -> tuple[float, float, float, float]:
@@ -358,9 +367,7 @@ class EnSF(Filter):
         obs = ctx.hmm.obs
         gens = self.generators(ctx)
         X = torch.as_tensor(E, device=self.device).to(DTYPES[self.dtype])
-        if self.infl != 1.0:
-            mu = X.mean(dim=0)
-            X = mu + self.infl * (X - mu)
+        X = inflate(X, self.infl)
         yt = torch.as_tensor(np.asarray(y), device=self.device).to(X.dtype)
         with torch.no_grad(), torch_threads(small_problem_threads(X.numel())):
             Z = ensf_sample(X, lambda Z: obs.grad_loglik(yt, Z, ko), self.steps, self.eps_a,

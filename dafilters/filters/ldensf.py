@@ -69,7 +69,7 @@ from ..nn.data import simulate_at_obs
 from ..nn.nets import MLP, small_problem_threads, torch_threads
 from ..nn.training import TrainConfig, fit_model
 from .base import Context, check_ensemble_size, check_positive
-from .ensf import PRIOR_SCORES, ensf_sample
+from .ensf import PRIOR_SCORES, ensf_sample, inflate
 from .learned import LearnedFilter, hmm_spec
 
 __all__ = ["LDEnSF", "FourierFeatures", "FieldDecoder", "LatentODE", "LatentDynamics", "ObsLSTM",
@@ -410,10 +410,7 @@ class LDEnSF(LearnedFilter):
         ys = cache["ys"]
         ys.append((self._tensor(y) - lstm.y_mean) / lstm.y_std)
         del ys[:-self.history]
-        X = state.V
-        if self.infl != 1.0:
-            mu = X.mean(0)
-            X = mu + self.infl * (X - mu)
+        X = inflate(state.V, self.infl)
         with torch.no_grad(), torch_threads(1):
             v_hat = self.encode_history(ys)
             var = (self.obs_infl * lstm.resid_std) ** 2

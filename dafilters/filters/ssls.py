@@ -42,11 +42,11 @@ import torch
 
 from ..nn.nets import MLP, PeriodicConvNet, small_problem_threads, torch_threads, train_steps
 from .base import Context, Filter, check_ensemble_size, check_positive
+from .ensf import DTYPES, inflate
 
 __all__ = ["SSLS", "NETS", "clip_per_sample", "langevin_sample", "dsm_loss", "standardise"]
 
 NETS = ("auto", "conv", "mlp")
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def standardise(X: torch.Tensor, floor: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -192,9 +192,7 @@ class SSLS(Filter):
         obs, st = ctx.hmm.obs, self._state(ctx)
         net, gen = st["net"], st["gen"]
         X = torch.as_tensor(E, device=self.device).to(DTYPES[self.dtype])
-        if self.infl != 1.0:
-            mu = X.mean(dim=0)
-            X = mu + self.infl * (X - mu)
+        X = inflate(X, self.infl)
         U, mean, sd = standardise(X)
         yt = torch.as_tensor(np.asarray(y), device=self.device).to(X.dtype)
         with torch_threads(small_problem_threads(self.batch * X.shape[1] * self.width)):
