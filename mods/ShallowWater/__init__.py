@@ -17,6 +17,19 @@ over :math:`\tau` hours (``forcing=None``: no relaxation term, the unforced Deda
 Every term but the height flux has zero global mean in :math:`h`, so the mass
 :math:`\int h\, dA` (:func:`mass`) is conserved.
 
+**Height forcing with per-member parameters** (:class:`ForcedShallowWater`, LD-EnSF's atmospheric
+data): the height equation gains a source that adds mass on a "day side" and removes it on the
+"night side",
+
+.. math::
+    F_h = a\cos(\phi - \phi_c(t))\,\exp\big(-(\varphi - \varphi_c(t))^2/\sigma^2\big), \qquad
+    \phi_c = 2\pi t/24\,\mathrm{h}, \quad \varphi_c = 0.4\sin(2\pi t/1008\,\mathrm{h})
+
+(:func:`height_forcing`, :math:`\varphi` the latitude), of zero global mean (mass is still
+conserved). The amplitude :math:`a` (m/hour) and width :math:`\sigma` (radians) are the last two
+state components, constant in time; LD-EnSF draws them per trajectory from :math:`U(0.1, 30)` and
+:math:`U(1, 4)` (:data:`FORCING_AMPLITUDE`, :data:`FORCING_WIDTH`, :class:`ForcedJetPrior`).
+
 Dedalus solves it on a ``SphereBasis`` (spin-weighted spherical harmonics, ``Nphi`` longitudes x
 ``Ntheta`` Gauss colatitudes, ``dealias`` 3/2) in units of the Earth radius and the hour; the
 linear terms (gravity waves, Coriolis, hyperdiffusion, relaxation) are implicit, the advection
@@ -24,17 +37,21 @@ explicit (IMEX Runge-Kutta ``RK222`` by default). The default hyperdiffusion dam
 wavenumber :math:`L = N_\theta - 1` in 12 hours, :math:`\nu\,(L(L+1)/R^2)^2 = 1/12` per hour
 (:func:`default_nu`).
 
-At the default ``32 x 16`` grid the jet spans a few grid points and the flow is only weakly
-nonlinear: a perturbed jet radiates gravity and Rossby waves and adjusts (the ensemble spread
-comes from the randomised jets of :class:`JetPrior`), but Galewsky's barotropic instability needs
-a finer grid (``128 x 64`` and up, with smaller ``dt``).
+At the default ``32 x 16`` grid the jet spans a few grid points and the unforced flow is only
+weakly nonlinear: a perturbed jet radiates gravity and Rossby waves and adjusts, staying zonal to
+within a few metres of height (Galewsky's barotropic instability needs a finer grid, ``128 x 64``
+and up, with smaller ``dt``). The height forcing drives a migrating wave-1 response: over 10 days
+:math:`h` changes by about 0.3-0.6 of its spatial standard deviation for :math:`a \gtrsim 8`
+m/hour (0.15-0.2 unforced), and its non-zonal part reaches 0.1-0.4 of that deviation (0.002
+unforced).
 
 **State layout.** A state ``(Nx,)``, ``Nx = 3 * Nphi * Ntheta``, holds three fields on the grid
 :math:`(\phi_i, \theta_j)`, :math:`\phi_i = 2\pi i/N_\phi` and :math:`\theta_j` the colatitudes
 (decreasing in ``j``: ``j = 0`` is nearest the south pole), each flattened row-major:
 component ``f * Nphi * Ntheta + i * Ntheta + j`` is field ``f`` at :math:`(\phi_i, \theta_j)`,
 ``f = 0`` :math:`u_\phi` (eastward, m/s), ``f = 1`` :math:`u_\theta` (along the colatitude, i.e.
-*southward*, m/s), ``f = 2`` :math:`h` (m). Time is in hours (``dt = 1`` is one hour). Ensembles
+*southward*, m/s), ``f = 2`` :math:`h` (m); :class:`ForcedShallowWater` appends :math:`(a, \sigma)`.
+Time is in hours (``dt = 1`` is one hour). Ensembles
 are numpy float64 ``(N, Nx)`` (any ``(..., Nx)``); :func:`as_fields` gives ``(..., 3, Nphi,
 Ntheta)``. A state is band-limited by the model: the first step projects it on the resolved
 harmonics (an analysis with grid-scale noise is smoothed by that projection).
@@ -73,9 +90,12 @@ import numpy as np
 
 from dafilters.hmm import Dynamics, Prior
 
-__all__ = ["ShallowWater", "Jet", "JetPrior", "RADIUS", "OMEGA", "GRAVITY", "DEPTH", "FIELDS",
-           "default_nu", "stable_dt", "grid", "lonlat", "cartesian_coords", "as_fields", "subgrid_indices",
-           "quadrature_weights", "mass", "jet_profile", "bump", "balanced_state", "random_jet_state"]
+__all__ = ["ShallowWater", "ForcedShallowWater", "Jet", "JetPrior", "ForcedJetPrior", "Heating",
+           "RADIUS", "OMEGA", "GRAVITY", "DEPTH", "FIELDS", "DAY", "YEAR", "DECLINATION",
+           "FORCING_AMPLITUDE", "FORCING_WIDTH", "default_nu", "stable_dt", "grid", "lonlat",
+           "cartesian_coords", "as_fields", "subgrid_indices", "quadrature_weights", "mass", "jet_profile",
+           "bump", "balanced_state", "random_jet_state", "forcing_center", "height_forcing",
+           "random_forcing_params"]
 
 #: Earth's radius (m), rotation rate (1/s), gravity (m/s^2) and the mean depth (m).
 RADIUS, OMEGA, GRAVITY, DEPTH = 6.37122e6, 7.292e-5, 9.80616, 1e4
@@ -240,12 +260,58 @@ def bump(phi: np.ndarray, lat: np.ndarray, amplitude: float = 120.0, lon: float 
             * np.exp(-(((np.radians(lat_c) - lat) / beta) ** 2)))
 
 
+#: Length of the forcing's day and year (hours) and its largest declination (radians), as in
+#: LD-EnSF's atmospheric data (a 42-day year).
+DAY, YEAR, DECLINATION = 24.0, 1008.0, 0.4
+#: The ranges of the forcing amplitude (m/hour) and width (radians) that LD-EnSF draws uniformly
+#: per trajectory.
+FORCING_AMPLITUDE, FORCING_WIDTH = (0.1, 30.0), (1.0, 4.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Heating:
+    r"""The fixed shape of the migrating height forcing of :func:`height_forcing`: its ``day`` and
+    ``year`` (hours) and its largest ``declination`` (radians). The amplitude and width are per
+    member (the last two state components of :class:`ForcedShallowWater`)."""
+
+    day: float = DAY
+    year: float = YEAR
+    declination: float = DECLINATION
+
+    def __post_init__(self):
+        if not (self.day > 0 and self.year > 0 and abs(self.declination) < np.pi / 2):
+            raise ValueError(f"need a positive day and year and |declination| < pi/2, got {self}")
+
+
+def forcing_center(t: float | np.ndarray, heating: Heating = Heating()) -> tuple[np.ndarray, np.ndarray]:
+    r"""Longitude and latitude (radians) of the forcing's centre at time ``t`` (hours):
+    :math:`\phi_c = 2\pi t/\mathrm{day}`, :math:`\varphi_c = \delta \sin(2\pi t/\mathrm{year})`
+    (the "sun" circles the globe eastward once a day, its latitude swings by :math:`\pm\delta`
+    over a year)."""
+    t = np.asarray(t, dtype=float)
+    return 2 * np.pi * t / heating.day, heating.declination * np.sin(2 * np.pi * t / heating.year)
+
+
+def height_forcing(phi: np.ndarray, lat: np.ndarray, t: float, amplitude: float, width: float,
+                   heating: Heating = Heating()) -> np.ndarray:
+    r"""The height source (m/hour) of LD-EnSF's atmospheric data at longitudes ``phi`` and
+    latitudes ``lat`` (radians, broadcast together) and time ``t`` (hours):
+
+    .. math:: F_h = a\cos(\phi - \phi_c(t))\,\exp\big(-(\varphi - \varphi_c(t))^2/\sigma^2\big),
+
+    :math:`(\phi_c, \varphi_c)` from :func:`forcing_center`, amplitude :math:`a` = ``amplitude``,
+    width :math:`\sigma` = ``width``. Mass is added on the day side and removed on the night
+    side: the zonal factor has zero mean, so :math:`\int F_h\, dA = 0`."""
+    lon_c, lat_c = forcing_center(t, heating)
+    return amplitude * np.cos(np.asarray(phi) - lon_c) * np.exp(-((np.asarray(lat) - lat_c) / width) ** 2)
+
+
 class _Sim:
     """The Dedalus objects of one model: distributor, basis, fields, IVP solver (and the LBVP
     for balanced heights, built on first use)."""
 
     def __init__(self, Nphi: int, Ntheta: int, dealias: float, nu: float, forcing: Jet | None,
-                 tau: float, timestepper: str, comm):
+                 tau: float, timestepper: str, comm, heating: Heating | None = None):
         d3 = _dedalus()
         self.d3, self.shape = d3, (Nphi, Ntheta)
         coords = d3.S2Coordinates("phi", "theta")
@@ -258,7 +324,13 @@ class _Sim:
         zcross = lambda A: d3.MulCosine(d3.skew(A))  # noqa: E731
         namespace = dict(u=u, h=h, nu=nu, g=g, H=H, Omega=Omega, zcross=zcross,
                          lap=d3.lap, grad=d3.grad, div=d3.div, dot=d3.dot, dt=d3.dt)
-        problem = d3.IVP([u, h], namespace=namespace)
+        t = dist.Field(name="t")
+        namespace.update(t=t)
+        hrhs = "- div(h*u)"
+        if heating is not None:
+            namespace.update(Fh=self._heating_term(heating, t, dealias))
+            hrhs += " + Fh"
+        problem = d3.IVP([u, h], namespace=namespace, time=t)
         if forcing is None:
             problem.add_equation("dt(u) + nu*lap(lap(u)) + g*grad(h) + 2*Omega*zcross(u) = - dot(u, grad(u))")
         else:
@@ -270,11 +342,40 @@ class _Sim:
             namespace.update(uF=uF, tau=float(tau))
             problem.add_equation("dt(u) + nu*lap(lap(u)) + g*grad(h) + 2*Omega*zcross(u) + u/tau "
                                  "= uF/tau - dot(u, grad(u))")
-        problem.add_equation("dt(h) + nu*lap(lap(h)) + H*div(u) = - div(h*u)")
+        problem.add_equation("dt(h) + nu*lap(lap(h)) + H*div(u) = " + hrhs)
         self.solver = problem.build_solver(getattr(d3, timestepper), enforce_real_cadence=None,
                                            warmup_iterations=0)
         self._lbvp = None
         self.namespace = namespace
+
+    def _heating_term(self, heating: Heating, t, dealias: float):
+        r"""The Dedalus expression of :func:`height_forcing` (model units) with the time field ``t``
+        and two constant fields, ``self.amp`` (:math:`a`, model heights per hour) and
+        ``self.inv_w2`` (:math:`1/\sigma^2`), set per member by :meth:`set_heating`.
+        :math:`\cos(\phi - \phi_c) = \cos\phi\cos\phi_c + \sin\phi\sin\phi_c`; the
+        coordinate fields hold exact grid values at the dealiased scale (the evaluator reads them
+        there, so they are never transformed: the latitude is not band-limited)."""
+        dist, basis = self.dist, self.basis
+        self.amp, self.inv_w2 = dist.Field(name="amp"), dist.Field(name="inv_w2")
+        scales = (dealias, dealias)
+        phi, theta = basis.local_grids(dist, scales)
+        coords = {}
+        for name, values in (("cos_phi", np.cos(phi) + 0 * theta), ("sin_phi", np.sin(phi) + 0 * theta),
+                             ("lat", np.pi / 2 - theta + 0 * phi)):
+            f = dist.Field(name=name, bases=basis)
+            f.preset_scales(scales)
+            f["g"] = values
+            coords[name] = f
+        w_day, w_year = 2 * np.pi / heating.day, 2 * np.pi / heating.year
+        lat_c = heating.declination * np.sin(w_year * t)
+        zonal = coords["cos_phi"] * np.cos(w_day * t) + coords["sin_phi"] * np.sin(w_day * t)
+        self.set_heating(0.0, 1.0)
+        return self.amp * zonal * np.exp(-self.inv_w2 * (coords["lat"] - lat_c) ** 2)
+
+    def set_heating(self, amplitude: float, width: float) -> None:
+        """Set the forcing's amplitude (m/hour) and width (radians) for the next steps."""
+        self.amp["g"] = float(amplitude) * HGT
+        self.inv_w2["g"] = 1.0 / float(width) ** 2
 
     def load(self, x: np.ndarray) -> None:
         """Set the fields from one state ``(Nx,)`` (SI units, the global grid)."""
@@ -324,8 +425,9 @@ class ShallowWater(Dynamics):
     holding :math:`(u_\phi, u_\theta, h)` in m/s and m, time in hours.
 
     ``step(E, t, dt)`` advances each member by one ``timestepper`` step of ``dt`` hours through
-    one Dedalus solver (built on first use); ``advance(E, dt, steps)`` takes several. ``t`` is
-    unused (the forcing is steady). At ``32 x 16`` an hour per step is stable for jets of about
+    one Dedalus solver (built on first use); ``advance(E, dt, steps, t)`` takes several. ``t``
+    (hours) sets the solver's clock, which only the time-dependent forcing of
+    :class:`ForcedShallowWater` reads. At ``32 x 16`` an hour per step is stable for jets of about
     100 m/s (the explicit advection's CFL number is about 0.3); finer grids need proportionally
     smaller steps (:func:`stable_dt`).
 
@@ -384,29 +486,102 @@ class ShallowWater(Dynamics):
         self.__dict__.update(state)
         self.comm = _comm_or_self(self.comm)
 
-    def advance(self, E: np.ndarray, dt: float, steps: int) -> np.ndarray:
-        """``steps`` deterministic steps of ``dt`` hours of states ``(..., Nx)`` (float64 out)."""
+    def advance(self, E: np.ndarray, dt: float, steps: int, t: float = 0.0) -> np.ndarray:
+        """``steps`` deterministic steps of ``dt`` hours of states ``(..., Nx)`` (float64 out),
+        starting at time ``t`` (hours; only a time-dependent forcing reads it)."""
         E = np.asarray(E, dtype=float)
         if E.shape[-1] != self.Nx:
             raise ValueError(f"{self!r} states have size {self.Nx}, got {E.shape[-1]}")
         if not (np.isfinite(dt) and dt > 0):
             raise ValueError(f"dt must be positive and finite, got {dt}")
-        sim = self.sim
+        if not np.isfinite(t):
+            raise ValueError(f"t must be finite, got {t}")
         X = E.reshape(-1, self.Nx)
         out = np.empty_like(X)
         for n, x in enumerate(X):
-            sim.load(x)
-            for _ in range(int(steps)):
-                sim.solver.step(float(dt))
-            sim.read(out[n])
+            self._advance_member(x, out[n], float(dt), int(steps), float(t))
         return out.reshape(E.shape)
 
+    def _advance_member(self, x: np.ndarray, out: np.ndarray, dt: float, steps: int, t: float) -> None:
+        """Advance one state ``x`` ``(Nx,)`` into ``out`` through the cached solver."""
+        sim = self.sim
+        sim.load(x)
+        sim.solver.sim_time = t
+        for _ in range(steps):
+            sim.solver.step(dt)
+        sim.read(out)
+
     def step(self, E: np.ndarray, t: float, dt: float) -> np.ndarray:
-        return self.advance(E, dt, 1)
+        return self.advance(E, dt, 1, t)
 
     def __repr__(self) -> str:
         forcing = "" if self.forcing is None else f", forcing={self.forcing}, tau={self.tau:g}"
         return f"ShallowWater({self.Nphi}x{self.Ntheta}, dealias={self.dealias:g}{forcing})"
+
+
+class ForcedShallowWater(ShallowWater):
+    r"""Shallow water driven by LD-EnSF's migrating height forcing, whose amplitude and width are
+    part of the state (unknown to the filters, as :math:`\log Re` in
+    :class:`mods.Kolmogorov.KolmogorovRe`).
+
+    The height equation of :class:`ShallowWater` gains the source :math:`F_h` of
+    :func:`height_forcing`, :math:`\partial_t h + \dots = -\nabla\cdot(h\mathbf u) + F_h(\phi,
+    \varphi, t; a, \sigma)`, which is time dependent: ``step(E, t, dt)`` starts at time ``t``
+    (``advance(E, dt, steps, t)`` likewise).
+
+    **State layout** ``(..., 3 * Nphi * Ntheta + 2)``: the fields of :class:`ShallowWater`, then the
+    amplitude :math:`a` (m/hour) and the width :math:`\sigma` (radians). Each member is stepped
+    with its own :math:`(a, \sigma)` through the one cached Dedalus solver (they are constant
+    fields of its right-hand side, set before each member's steps); a step keeps them unchanged.
+    ``coords`` place both parameter components at the centre of the sphere, equidistant
+    (:math:`R`, 6371 km) from every grid point, so a localized filter updates them with all
+    observations or none, depending on its radius; ``lonlat`` is NaN there.
+
+    Args:
+        Nphi, Ntheta, dealias, nu, timestepper, comm, noise: as for :class:`ShallowWater` (give
+            ``noise`` a zero on the parameter components unless they should drift).
+        heating: the forcing's day, year and declination (:class:`Heating`).
+        amplitude_bounds, width_bounds: the values a step may use; a state's parameters outside
+            are clipped into these ranges for its step (the state keeps its own values, as an
+            analysis may push a member beyond the prior's range).
+    """
+
+    n_params = 2
+
+    def __init__(self, Nphi: int = 32, Ntheta: int = 16, dealias: float = 1.5, nu: float | None = None,
+                 heating: Heating = Heating(), timestepper: str = "RK222", comm=None, noise=None,
+                 amplitude_bounds: tuple[float, float] = (0.0, 60.0),
+                 width_bounds: tuple[float, float] = (0.25, 8.0)):
+        if not isinstance(heating, Heating):
+            raise ValueError(f"heating must be a Heating, got {heating!r}")
+        bounds = tuple(float(b) for b in amplitude_bounds), tuple(float(b) for b in width_bounds)
+        if not (bounds[0][0] <= bounds[0][1] and 0 < bounds[1][0] <= bounds[1][1]):
+            raise ValueError(f"need amplitude_bounds low <= high and 0 < width_bounds low <= high, "
+                             f"got {amplitude_bounds!r}, {width_bounds!r}")
+        self.heating, self.param_bounds = heating, bounds
+        super().__init__(Nphi, Ntheta, dealias, nu, None, 48.0, timestepper, comm, None)
+        Nc = 3 * self.Nphi * self.Ntheta
+        Dynamics.__init__(self, Nc + 2, noise=noise, coords=np.vstack([self.coords, np.zeros((2, 3))]),
+                          domain=None)
+        self.lonlat = np.vstack([self.lonlat, np.full((2, 2), np.nan)])
+
+    @property
+    def sim(self) -> _Sim:
+        """The Dedalus model with the height forcing (built on first use, then reused)."""
+        if self._sim is None:
+            self._sim = _Sim(self.Nphi, self.Ntheta, self.dealias, self.nu, None, self.tau,
+                             self.timestepper, self.comm, heating=self.heating)
+        return self._sim
+
+    def _advance_member(self, x: np.ndarray, out: np.ndarray, dt: float, steps: int, t: float) -> None:
+        (a_lo, a_hi), (w_lo, w_hi) = self.param_bounds
+        self.sim.set_heating(np.clip(x[-2], a_lo, a_hi), np.clip(x[-1], w_lo, w_hi))
+        super()._advance_member(x[:-2], out[:-2], dt, steps, t)
+        out[-2:] = x[-2:]
+
+    def __repr__(self) -> str:
+        return (f"ForcedShallowWater({self.Nphi}x{self.Ntheta}, dealias={self.dealias:g}, "
+                f"heating={self.heating})")
 
 
 def stable_dt(Nphi: int) -> float:
@@ -462,3 +637,39 @@ class JetPrior(Prior):
 
     def sample(self, N: int, rng: np.random.Generator) -> np.ndarray:
         return np.stack([random_jet_state(self.Nphi, self.Ntheta, rng, **self.ranges) for _ in range(N)])
+
+
+def _check_range(name: str, r: tuple[float, float]) -> tuple[float, float]:
+    if len(r) != 2 or not r[0] <= r[1]:
+        raise ValueError(f"{name} must be a range (low, high) with low <= high, got {r!r}")
+    return float(r[0]), float(r[1])
+
+
+def random_forcing_params(N: int, rng: np.random.Generator,
+                          amplitude: tuple[float, float] = FORCING_AMPLITUDE,
+                          width: tuple[float, float] = FORCING_WIDTH) -> np.ndarray:
+    r"""``N`` draws ``(N, 2)`` of the forcing parameters: amplitude :math:`a \sim U` ``amplitude``
+    (m/hour) and width :math:`\sigma \sim U` ``width`` (radians), LD-EnSF's ranges by default."""
+    return np.stack([rng.uniform(*amplitude, size=N), rng.uniform(*width, size=N)], axis=1)
+
+
+class ForcedJetPrior(JetPrior):
+    r"""Initial states of :class:`ForcedShallowWater` ``(N, 3 * Nphi * Ntheta + 2)``: a randomised
+    balanced jet of :class:`JetPrior` per member, then forcing parameters from
+    :func:`random_forcing_params` (amplitude ``forcing_amplitude`` m/hour, width
+    ``forcing_width`` radians, uniform). All jets are drawn before all parameters."""
+
+    def __init__(self, Nphi: int = 32, Ntheta: int = 16, umax: tuple[float, float] = (60.0, 100.0),
+                 center: tuple[float, float] = (40.0, 50.0), amplitude: tuple[float, float] = (60.0, 180.0),
+                 forcing_amplitude: tuple[float, float] = FORCING_AMPLITUDE,
+                 forcing_width: tuple[float, float] = FORCING_WIDTH):
+        super().__init__(Nphi, Ntheta, umax, center, amplitude)
+        self.forcing_ranges = dict(amplitude=_check_range("forcing_amplitude", forcing_amplitude),
+                                   width=_check_range("forcing_width", forcing_width))
+        if not self.forcing_ranges["width"][0] > 0:
+            raise ValueError(f"forcing_width must be positive, got {forcing_width!r}")
+        self.Nx = 3 * self.Nphi * self.Ntheta + 2
+
+    def sample(self, N: int, rng: np.random.Generator) -> np.ndarray:
+        fields = super().sample(N, rng)
+        return np.hstack([fields, random_forcing_params(N, rng, **self.forcing_ranges)])
