@@ -2,7 +2,7 @@
 
     python benchmarks/learned.py                         # both parts
     python benchmarks/learned.py --parts mnmef --minutes 25 --finetune-minutes 10 --markdown
-    python benchmarks/learned.py --parts sda --sda-minutes 10 --markdown
+    python benchmarks/learned.py --parts sda --sda-minutes 3 --markdown
     python benchmarks/learned.py --device cuda           # train and run the networks on a GPU
 
 MNMEF. Setting: ``mods.Lorenz96.bach2025`` (Nx=40, every 4th variable observed with sigma_y=1, obs every
@@ -84,12 +84,15 @@ def training_line(m) -> str:
 
 def sda_part(args) -> None:
     hmm = rozet2023.build(Ko=args.sda_Ko)
+    train_hmm = rozet2023.build()  # training data (500 cycles a trajectory) whatever the runs' length
     path = Path(args.models_dir) / "sda-l63.pt"
-    sda = daf.SDA(N=args.sda_N, minutes=args.sda_minutes, device=args.device)
-    if path.exists() and (old := load_filter(path, device=args.device)).matches(hmm) and old.name == sda.name:
-        sda = old
-    else:
-        sda.fit(hmm, progress=True)
+    sda = daf.SDA(N=args.sda_N, window=args.sda_window, minutes=args.sda_minutes, device=args.device)
+    if path.exists() and (old := load_filter(path, device=args.device)).matches(train_hmm):
+        old.window = sda.window  # a sampling setting: the trained network serves any window
+        if old.name == sda.name:
+            sda = old
+    if not sda.trained:
+        sda.fit(train_hmm, progress=True)
         path.parent.mkdir(parents=True, exist_ok=True)
         sda.save(path)
     tuned = dict(n_trials=args.trials, tune_seeds=args.tune_seeds)
@@ -109,7 +112,8 @@ def main(argv=None) -> None:
     p.add_argument("--parts", nargs="+", default=["mnmef", "sda"], choices=["mnmef", "sda"])
     p.add_argument("--minutes", type=float, default=20.0, help="MNMEF pretraining budget at N=20")
     p.add_argument("--finetune-minutes", type=float, default=8.0, help="MNMEF fine-tuning budget at N=10")
-    p.add_argument("--sda-minutes", type=float, default=10.0, help="SDA training budget")
+    p.add_argument("--sda-minutes", type=float, default=3.0, help="SDA training budget")
+    p.add_argument("--sda-window", type=int, default=33, help="SDA's sliding window (model steps)")
     p.add_argument("--sda-N", type=int, default=32, help="SDA and EnKF ensemble size (L63)")
     p.add_argument("--pf-N", type=int, default=500, help="particle filter size (L63)")
     p.add_argument("--sda-Ko", type=int, default=299, help="last observation index of the L63 runs")

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import dafilters as daf
-from dafilters.filters.sda import MU_MIN, SDA, compose_windows, guided_sample, schedule
+from dafilters.filters.sda import MU_MIN, SDA, compose_windows, denoising_loss, guided_sample, schedule
 from mods.Lorenz63 import rozet2023
 
 
@@ -53,16 +53,26 @@ def test_guided_sampler_on_a_gaussian_prior():
     torch.testing.assert_close(post[:, 1:].mean(0), torch.zeros(2), atol=0.06, rtol=0)
 
 
+def test_denoising_loss_of_the_exact_gaussian_denoiser():
+    # unit-variance data: x_t ~ N(0, 1), E[eps | x_t] = sigma_t x_t, residual variance 1 - sigma_t^2
+    g = torch.Generator().manual_seed(0)
+    w, eps = torch.randn(20000, 3, 2, generator=g), torch.randn(20000, 3, 2, generator=g)
+    t = torch.rand(20000, generator=g)
+    expect = float((1 - schedule(t)[1] ** 2).mean())
+    loss = denoising_loss(lambda x, t: gaussian_denoiser(x, t), w, t, eps)
+    assert abs(float(loss) - expect) < 0.02
+
+
 @pytest.fixture(scope="module")
 def trained():
     hmm = rozet2023.build(Ko=79, burn_in_cycles=5)
-    sda = SDA(N=8, window=9, steps=8, n_traj=1, epochs=3, batch_size=128, width=32, depth=2)
+    sda = SDA(N=8, k=2, window=9, steps=8, n_traj=1, epochs=3, batch_size=128, width=32, depth=2, lr_stages=2)
     return hmm, sda.fit(hmm, progress=False)
 
 
 def test_tiny_training_save_load_assimilate_and_smooth(trained, tmp_path):
     hmm, sda = trained
-    assert len(sda.training["train_loss"]) == 3 and np.isfinite(sda.training["val_loss"]).all()
+    assert len(sda.training["train_loss"]) == 6 and np.isfinite(sda.training["val_loss"]).all()
     xx, yy = hmm.simulate(seed=2)
     a = sda.assimilate(hmm, xx, yy, seed=2).averages()
     assert np.isfinite(a["rmse.a"]) and np.isfinite(a["crps.a"])
@@ -77,8 +87,19 @@ def test_tiny_training_save_load_assimilate_and_smooth(trained, tmp_path):
         loaded.assimilate(other, *other.simulate(0))
 
 
+def test_validation_loss_is_deterministic():
+    # with (almost) frozen weights the validation loss must not change from epoch to epoch: it
+    # drives early stopping, so it is computed with fixed noise levels and noises
+    hmm = rozet2023.build(Ko=19, burn_in_cycles=1)
+    sda = SDA(N=4, k=1, window=3, n_traj=1, epochs=3, width=16, depth=1, lr=1e-12, lr_stages=1)
+    val = sda.fit(hmm, progress=False).training["val_loss"]
+    assert len(val) == 3 and max(val) - min(val) < 1e-5 * max(val)
+
+
 def test_validation():
     with pytest.raises(ValueError, match="window >= 2k\\+1"):
         SDA(k=3, window=5)
     with pytest.raises(ValueError, match="gamma"):
         SDA(gamma=0)
+    with pytest.raises(ValueError, match="lr_stages"):
+        SDA(lr_stages=0)
