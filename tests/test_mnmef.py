@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import dafilters as daf
-from dafilters.filters.mnmef import MNMEF, distance_bins, mnmef_update
+from dafilters.filters.mnmef import MNMEF, distance_bins, mnmef_update, spun_up_ensembles
 from mods.Lorenz96 import bach2025
 
 
@@ -98,6 +98,37 @@ def test_tiny_training_save_load_fine_tune(hmm, tmp_path):
     assert np.isfinite(fine.assimilate(hmm, xx, yy, seed=3).averages()["rmse.a"])
 
 
+def test_spun_up_ensembles_run_the_filter_along_the_trajectory(hmm):
+    """The training starts are the analysis ensembles of the filter run from truth + noise: the
+    first is the initial draw, each next one the update of the forecast of the previous one."""
+    N = 6
+    flt = neutral(MNMEF(N=N), hmm)
+    xx, yy = hmm.simulate(seed=4)
+    truth = torch.as_tensor(xx[hmm.tseq.kko][None, :4], dtype=torch.float32)
+    ys = torch.as_tensor(yy[None, :4], dtype=torch.float32)
+    bxy, byy, r_std = flt._setup(hmm, 0, {})
+    dko = int(hmm.tseq.kko[1] - hmm.tseq.kko[0])
+
+    def forecast(E):
+        for _ in range(dko):
+            E = hmm.dyn.step_torch(E, 0.0, hmm.tseq.dt)
+        return E
+
+    def h(Z):
+        return hmm.obs.h_torch(Z, 0)
+
+    args = (flt.nets, truth, ys, N, forecast, h, r_std, bxy, byy, flt.spec["scale"], 1.0)
+    ens = spun_up_ensembles(*args, torch.Generator().manual_seed(0))
+    assert ens.shape == (1, 4, N, hmm.Nx)
+    gen = torch.Generator().manual_seed(0)
+    E = truth[:, 0, None] + torch.randn(1, N, hmm.Nx, generator=gen)
+    torch.testing.assert_close(ens[:, 0], E)
+    xi_o, xi_a = torch.randn(1, N, ys.shape[-1], generator=gen), torch.randn(1, N, hmm.Nx, generator=gen)
+    with torch.no_grad():
+        E1 = mnmef_update(flt.nets, forecast(E), ys[:, 1], h, r_std, bxy, byy, flt.spec["scale"], xi_o, xi_a)
+    torch.testing.assert_close(ens[:, 1], E1)
+
+
 def test_clear_errors():
     from mods.LinearGauss import build
 
@@ -108,3 +139,6 @@ def test_clear_errors():
         MNMEF(window=5, warmup=5)
     with pytest.raises(ValueError, match="N >= 3"):
         MNMEF(N=2)
+    l96 = bach2025.build(sigma=1.0, Ko=119)
+    with pytest.raises(ValueError, match="no training window starts after skip=200"):
+        MNMEF(N=5, n_traj=1, window=6, warmup=2, epochs=1, skip=200).fit(l96, progress=False)

@@ -23,9 +23,14 @@ observations :math:`h(x_n)` and the observation :math:`y`:
    with the gate :math:`g` starting at 0, so an untrained MNMEF is a localized PertObs EnKF.
 
 Training (:meth:`MNMEF.train`) unrolls the filter through the model in torch
-(``Dynamics.step_torch``) over windows of a simulated trajectory, from ensembles drawn around the
-truth, and minimises the mean analysis RMSE over the window after a few warm-up cycles (normalised
-by the climatological spread :math:`c`). A filter trained at one ``N`` can be fine-tuned for
+(``Dynamics.step_torch``) over windows of a simulated trajectory and minimises the mean analysis
+RMSE over the window after a few warm-up cycles (normalised by the climatological spread
+:math:`c`). Windows start from the ensembles of a filter that has already run for a while on the
+same trajectory (the MNMEF as it is before this training, run without gradients through the whole
+trajectory from truth plus noise), so the loss sees the errors of a filter in its
+statistically steady state: ensembles drawn around the truth (``spinup=False``) have errors far
+below the steady state over a short window, and a filter trained on them learns too little
+inflation and too wide a localization. A filter trained at one ``N`` can be fine-tuned for
 another with the set summary frozen (``fit(hmm, pretrained=...)``).
 """
 
@@ -46,7 +51,7 @@ from ..nn.training import TrainConfig, fit_model
 from .base import Context, check_ensemble_size, check_positive
 from .learned import LearnedFilter, hmm_spec
 
-__all__ = ["MNMEF", "SetSummary", "MNMEFHeads", "mnmef_update", "distance_bins"]
+__all__ = ["MNMEF", "SetSummary", "MNMEFHeads", "mnmef_update", "distance_bins", "spun_up_ensembles"]
 
 
 class SetSummary(nn.Module):
@@ -151,6 +156,32 @@ def mnmef_update(nets: dict[str, nn.Module], E: torch.Tensor, y: torch.Tensor, h
     return E + incr.transpose(-1, -2) + corr
 
 
+def spun_up_ensembles(nets: dict[str, nn.Module], truth: torch.Tensor, yy: torch.Tensor, N: int,
+                      forecast, h, r_std: torch.Tensor, bins_xy: torch.Tensor, bins_yy: torch.Tensor,
+                      scale: float, init_spread: float, gen: torch.Generator) -> torch.Tensor:
+    """Run the MNMEF (no gradients) along whole trajectories and return every analysis ensemble.
+
+    Args:
+        truth: ``(B, K+1, Nx)`` at the observation times (only ``truth[:, 0]`` is used: the
+            initial ensembles are ``truth[:, 0] + init_spread * noise``). yy: ``(B, K+1, Ny)``.
+        forecast: ``E (B, N, Nx) -> E`` over one observation interval.
+
+    Returns:
+        ``(B, K+1, N, Nx)``: the initial ensembles, then the analysis ensemble at each time.
+    """
+    B, K1, Nx = truth.shape
+    E = truth[:, 0, None] + init_spread * torch.randn(B, N, Nx, generator=gen)
+    out = [E]
+    with torch.no_grad():
+        for k in range(1, K1):
+            E = forecast(E)
+            E = mnmef_update(nets, E, yy[:, k], h, r_std, bins_xy, bins_yy, scale,
+                             torch.randn(B, N, yy.shape[-1], generator=gen),
+                             torch.randn(B, N, Nx, generator=gen))
+            out.append(E)
+    return torch.stack(out, 1)
+
+
 @dataclass
 class MNMEF(LearnedFilter):
     """MNMEF filter (see the module docstring for the maths).
@@ -162,7 +193,10 @@ class MNMEF(LearnedFilter):
         n_traj, window, warmup, stride: training data: trajectories of the HMM (each as long as
             its chronology), cut into windows of ``window`` cycles every ``stride`` cycles; the
             loss skips the first ``warmup`` analyses of a window.
-        init_spread: standard deviation of the ensembles drawn around the truth at window starts.
+        init_spread: standard deviation of the ensembles drawn around the truth (at the start of
+            each training trajectory, or of each window with ``spinup=False``).
+        spinup: start windows from spun-up filter ensembles (see the module docstring), skipping
+            windows that start in the first ``skip`` cycles.
         epochs, batch_size, lr, minutes: training budget (``minutes`` stops it early).
         device: torch device.
     """
@@ -177,6 +211,8 @@ class MNMEF(LearnedFilter):
     warmup: int = 5
     stride: int = 5
     init_spread: float = 1.0
+    spinup: bool = True
+    skip: int = 50
     epochs: int = 100
     batch_size: int = 16
     lr: float = 1e-3
@@ -278,25 +314,48 @@ class MNMEF(LearnedFilter):
         xx, yy = simulate_trajectories(hmm, self.n_traj, seed=self.seed, cache_dir=cache_dir)
         xo = xx[:, tseq.kko]  # truth at the observation times (n_traj, Ko+1, Nx)
         W = self.window
-        X = torch.as_tensor(windows(xo, W + 1, self.stride), dtype=torch.float32)  # truth, ko0..ko0+W
-        Yw = torch.as_tensor(windows(yy, W + 1, self.stride), dtype=torch.float32)
-        itr, ival = split(len(X), 0.1, np.random.default_rng(self.seed))
         bxy, byy, r_std = self._setup(hmm, 0, {})
         steps, dt, scale = int(dko[0]), tseq.dt, self.spec["scale"]
         gen = torch.Generator().manual_seed(self.seed)
 
+        def forecast(E):
+            for _ in range(steps):
+                E = dyn.step_torch(E, 0.0, dt)
+            return E
+
+        def h(Z):
+            return obs.h_torch(Z, 0)
+
+        X = torch.as_tensor(windows(xo, W + 1, self.stride), dtype=torch.float32)  # truth, ko0..ko0+W
+        Yw = torch.as_tensor(windows(yy, W + 1, self.stride), dtype=torch.float32)
+        data = [X, Yw]
+        if self.spinup:
+            for net in self.nets.values():
+                net.eval()
+            ens = spun_up_ensembles(self.nets, torch.as_tensor(xo, dtype=torch.float32),
+                                    torch.as_tensor(yy, dtype=torch.float32), self.N, forecast, h,
+                                    r_std, bxy, byy, scale, self.init_spread, gen)
+            E0 = windows(ens.numpy(), W + 1, self.stride)[:, 0]  # (n_windows, N, Nx)
+            starts = np.tile(np.arange(0, xo.shape[1] - W, self.stride), len(xo))
+            keep = starts >= self.skip
+            if not keep.any():
+                raise ValueError(f"no training window starts after skip={self.skip} cycles: the "
+                                 f"trajectories have {xo.shape[1] - 1} cycles")
+            data = [X[keep], Yw[keep], torch.as_tensor(E0[keep])]
+        itr, ival = split(len(data[0]), 0.1, np.random.default_rng(self.seed))
+
         def loss_fn(batch):
-            truth, ys = (b.to(self.device) for b in batch)
+            truth, ys, *E0 = (b.to(self.device) for b in batch)
             B = truth.shape[0]
-            E = truth[:, :1] + self.init_spread * torch.randn(B, self.N, hmm.Nx, generator=gen)
+            if E0:
+                E = E0[0]
+            else:
+                E = truth[:, :1] + self.init_spread * torch.randn(B, self.N, hmm.Nx, generator=gen)
             errs = []
             for k in range(1, W + 1):
-                for _ in range(steps):
-                    E = dyn.step_torch(E, 0.0, dt)
                 xi_o = torch.randn(B, self.N, ys.shape[-1], generator=gen)
                 xi_a = torch.randn(B, self.N, hmm.Nx, generator=gen)
-                E = mnmef_update(self.nets, E, ys[:, k], lambda Z: obs.h_torch(Z, 0), r_std, bxy, byy,
-                                 scale, xi_o, xi_a)
+                E = mnmef_update(self.nets, forecast(E), ys[:, k], h, r_std, bxy, byy, scale, xi_o, xi_a)
                 if k > self.warmup:
                     errs.append(((E.mean(1) - truth[:, k]) ** 2).mean(-1).sqrt())
             return torch.stack(errs).mean() / scale
@@ -306,8 +365,8 @@ class MNMEF(LearnedFilter):
         modules = list(self.nets.values())
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            hist = fit_model(modules, loss_fn, (X[itr], Yw[itr]), (X[ival], Yw[ival]), cfg)
+            hist = fit_model(modules, loss_fn, [d[itr] for d in data], [d[ival] for d in data], cfg)
         for p in frozen:
             p.requires_grad_(True)
         return {"train_loss": hist.train, "val_loss": hist.val, "best_epoch": hist.best_epoch,
-                "stopped": hist.stopped, "windows": len(X), "fine_tuned": pre is not None}
+                "stopped": hist.stopped, "windows": len(data[0]), "fine_tuned": pre is not None}
