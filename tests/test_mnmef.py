@@ -129,6 +129,16 @@ def test_spun_up_ensembles_run_the_filter_along_the_trajectory(hmm):
     torch.testing.assert_close(ens[:, 1], E1)
 
 
+def test_validation_loss_is_a_function_of_the_weights(hmm):
+    """Validation perturbations are drawn once: with (almost) frozen weights the validation loss
+    is the same at every epoch (early stopping must not chase fresh noise)."""
+    kw = dict(n_traj=1, window=4, warmup=1, stride=4, epochs=3, batch_size=8, d_model=16, heads=2,
+              lr=1e-12, skip=60)
+    val = MNMEF(N=6, **kw).fit(hmm, progress=False).training["val_loss"]
+    assert len(val) == 3
+    np.testing.assert_allclose(val, val[0], rtol=1e-6)
+
+
 def test_clear_errors():
     from mods.LinearGauss import build
 

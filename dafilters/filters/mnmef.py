@@ -328,7 +328,8 @@ class MNMEF(LearnedFilter):
 
         X = torch.as_tensor(windows(xo, W + 1, self.stride), dtype=torch.float32)  # truth, ko0..ko0+W
         Yw = torch.as_tensor(windows(yy, W + 1, self.stride), dtype=torch.float32)
-        data = [X, Yw]
+        E0 = X[:, 0, None] + self.init_spread * torch.randn(len(X), self.N, hmm.Nx, generator=gen)
+        data = [X, Yw, E0]
         if self.spinup:
             for net in self.nets.values():
                 net.eval()
@@ -343,18 +344,22 @@ class MNMEF(LearnedFilter):
                                  f"trajectories have {xo.shape[1] - 1} cycles")
             data = [X[keep], Yw[keep], torch.as_tensor(E0[keep])]
         itr, ival = split(len(data[0]), 0.1, np.random.default_rng(self.seed))
+        # validation draws its perturbations once: its loss (early stopping, best state) is then a
+        # function of the weights only, not of fresh noise at every epoch
+        n_val, Ny = len(ival), Yw.shape[-1]
+        val = [d[ival] for d in data] + [torch.randn(n_val, W, self.N, Ny, generator=gen),
+                                         torch.randn(n_val, W, self.N, hmm.Nx, generator=gen)]
 
         def loss_fn(batch):
-            truth, ys, *E0 = (b.to(self.device) for b in batch)
+            truth, ys, E, *noise = (b.to(self.device) for b in batch)
             B = truth.shape[0]
-            if E0:
-                E = E0[0]
-            else:
-                E = truth[:, :1] + self.init_spread * torch.randn(B, self.N, hmm.Nx, generator=gen)
             errs = []
             for k in range(1, W + 1):
-                xi_o = torch.randn(B, self.N, ys.shape[-1], generator=gen)
-                xi_a = torch.randn(B, self.N, hmm.Nx, generator=gen)
+                if noise:
+                    xi_o, xi_a = noise[0][:, k - 1], noise[1][:, k - 1]
+                else:
+                    xi_o = torch.randn(B, self.N, Ny, generator=gen)
+                    xi_a = torch.randn(B, self.N, hmm.Nx, generator=gen)
                 E = mnmef_update(self.nets, forecast(E), ys[:, k], h, r_std, bxy, byy, scale, xi_o, xi_a)
                 if k > self.warmup:
                     errs.append(((E.mean(1) - truth[:, k]) ** 2).mean(-1).sqrt())
@@ -365,7 +370,7 @@ class MNMEF(LearnedFilter):
         modules = list(self.nets.values())
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            hist = fit_model(modules, loss_fn, [d[itr] for d in data], [d[ival] for d in data], cfg)
+            hist = fit_model(modules, loss_fn, [d[itr] for d in data], val, cfg)
         for p in frozen:
             p.requires_grad_(True)
         return {"train_loss": hist.train, "val_loss": hist.val, "best_epoch": hist.best_epoch,
