@@ -8,6 +8,7 @@ from .experiments import Experiments, Results
 from .filters import APF, LETKF, Climatology, Context, EnKF, Filter, KalmanFilter, OptInterp, PartFilt
 from .gaussian import Covariance, GaussRV
 from .hmm import HMM, Chronology, Dynamics, GaussPrior, LinearDynamics, Observation, Prior
+from .multimodal import BlockMeanObs, Modality, MultiObs
 from .observations import (
     ArctanObs,
     AvgPoolObs,
@@ -37,9 +38,10 @@ __all__ = [
     "tune", "Tuned", "TuneResult",
 ]
 __all__ += ["TorchObs"]
+__all__ += ["MultiObs", "Modality", "BlockMeanObs"]
 
 #: Torch-based filters, imported on first access (``import dafilters`` does not import torch).
-_LAZY_FILTERS = ("EnSF", "SSLS", "MNMEF", "SDA", "LDEnSF")
+_LAZY_FILTERS = ("EnSF", "SSLS", "MNMEF", "SDA", "LDEnSF", "SLAMS")
 __all__ += list(_LAZY_FILTERS)
 
 

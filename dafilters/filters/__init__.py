@@ -11,7 +11,8 @@ __all__ = [
 ]
 
 #: Filters that need torch, imported on first use so that ``import dafilters`` stays light.
-_LAZY = {"EnSF": ".ensf", "SSLS": ".ssls", "MNMEF": ".mnmef", "SDA": ".sda", "LDEnSF": ".ldensf"}
+_LAZY = {"EnSF": ".ensf", "SSLS": ".ssls", "MNMEF": ".mnmef", "SDA": ".sda", "LDEnSF": ".ldensf",
+         "SLAMS": ".slams"}
 __all__ += list(_LAZY)
 
 

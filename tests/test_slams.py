@@ -1,0 +1,94 @@
+"""SLAMS: encoder inputs, the latent likelihood, training, saving, loading, missing modalities."""
+
+import numpy as np
+import pytest
+import torch
+
+import dafilters as daf
+from dafilters.filters.slams import SLAMS, ConvAutoencoder, encoder_input, latent_loglik
+from mods.Lorenz96 import qu2024
+
+TINY = dict(N=6, k=1, window=3, steps=4, latent_dim=8, ae_width=32, width=32, depth=2, n_traj=2,
+            epochs=2, batch_size=128)
+
+
+def test_encoder_input_channels():
+    bg, spread = torch.ones(2, 5), torch.full((2, 5), 0.5)
+    g, c = torch.full((2, 5), 3.0), torch.tensor([1.0, 0, 1, 0, 0])
+    u = encoder_input(bg, spread, [g, None], [c, torch.zeros(5)])
+    assert u.shape == (2, 6, 5)
+    assert u[0, 2].tolist() == [3, 0, 3, 0, 0] and u[0, 3].tolist() == c.tolist()
+    assert not u[:, 4:].any()
+
+
+def test_latent_loglik_is_a_gaussian_in_the_window():
+    z0 = torch.zeros(2, 3, 4)
+    zo, vo = torch.ones(4), torch.full((4,), 0.5)
+    ll = latent_loglik(z0, [2], [zo], [vo], gamma=0.0, sigma=0.1, mu=1.0)
+    assert float(ll) == pytest.approx(-0.5 * 2 * 4 * 1 / 0.5)
+    assert float(latent_loglik(z0, [], [], [], 0.1, 0.1, 1.0)) == 0
+
+
+def test_conv_autoencoder_shapes():
+    ae = ConvAutoencoder((8, 8), channels=6, latent_channels=2, width=4)
+    mu, logv = ae.encode(torch.zeros(3, 6, 64))
+    assert ae.latent_dim == 8 and mu.shape == logv.shape == (3, 8)
+    assert ae.decode(mu).shape == (3, 64) and ae.encode_state(torch.zeros(3, 64)).shape == (3, 8)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        ConvAutoencoder((6, 8), 6, 2)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    hmm = qu2024.build(Nx=12, Ko=39)
+    torch.manual_seed(0)
+    return hmm, SLAMS(**TINY).fit(hmm, progress=False)
+
+
+def test_tiny_training_save_load_assimilate(trained, tmp_path):
+    hmm, flt = trained
+    assert flt.spec["modalities"] == {"sparse": 3, "coarse": 3} and flt.spec["grid"] is None
+    assert len(flt.training["ae_train_loss"]) == 2 and np.isfinite(flt.training["val_loss"]).all()
+    xx, yy = hmm.simulate(3)
+    a = flt.assimilate(hmm, xx, yy, seed=3).averages()
+    assert np.isfinite(a["rmse.a"]) and np.isfinite(a["crps.a"])
+    flt.save(tmp_path / "slams.pt")
+    loaded = daf.Filter.load(tmp_path / "slams.pt")
+    assert loaded.assimilate(hmm, xx, yy, seed=3).averages()["rmse.a"] == a["rmse.a"]
+    loaded.pixel_guidance = True
+    assert np.isfinite(loaded.assimilate(hmm, xx, yy, seed=3).averages()["rmse.a"])
+
+
+def test_missing_modalities(trained):
+    hmm, flt = trained
+    dropped = hmm.replace(obs=hmm.obs.without("coarse"))
+    xx, yy = dropped.simulate(4)
+    assert np.isfinite(flt.assimilate(dropped, xx, yy, seed=4).averages()["rmse.a"])
+    sometimes = qu2024.build(Nx=12, Ko=39, coarse_every=3)  # the coarse field every third time
+    xx, yy = sometimes.simulate(4)
+    assert isinstance(yy, list)
+    assert np.isfinite(flt.assimilate(sometimes, xx, yy, seed=4).averages()["rmse.a"])
+
+
+def test_clear_errors(trained):
+    hmm, flt = trained
+    only_sparse = qu2024.build(Nx=12, Ko=39, modalities=("sparse",))
+    small = SLAMS(**TINY).fit(only_sparse, progress=False)
+    with pytest.raises(ValueError, match="trained with the modalities \\['sparse'\\].*'coarse'"):
+        small.assimilate(hmm, *hmm.simulate(0))
+    other = daf.HMM(dyn=hmm.dyn, obs=daf.MultiObs({"sparse": daf.PartialObs(12, [0, 6], 1.0)}),
+                    tseq=hmm.tseq, prior=hmm.prior)
+    with pytest.raises(ValueError, match="'sparse' has Ny=2 here but Ny=3"):
+        flt.assimilate(other, *other.simulate(0))
+    bigger = qu2024.build(Nx=16, Ko=39)
+    with pytest.raises(ValueError, match="Nx=12.*Nx=16"):
+        flt.assimilate(bigger, *bigger.simulate(0))
+    with pytest.raises(RuntimeError, match="not trained"):
+        SLAMS(**TINY).assimilate(hmm, *hmm.simulate(0))
+
+
+def test_validation():
+    with pytest.raises(ValueError, match="window >= 2k\\+1"):
+        SLAMS(k=2, window=4)
+    with pytest.raises(ValueError, match="p_drop"):
+        SLAMS(p_drop=1.0)
