@@ -388,12 +388,13 @@ class Results:
         return cls([json.loads(p.read_text()) for p in paths])
 
     def runs(self) -> pd.DataFrame:
-        """One row per run (settings expanded into columns)."""
+        """One row per run (settings expanded into columns; a setting whose name is taken by a
+        column of the run, e.g. a learned filter's training ``seed``, becomes ``param.<name>``)."""
         rows = []
         for r in self.records:
             row = {k: v for k, v in r.items() if k not in ("params", "traceback")
                    and not k.startswith("rank_hist")}
-            row.update(r["params"])
+            row.update({(f"param.{k}" if k in row else k): v for k, v in r["params"].items()})
             rows.append(row)
         return pd.DataFrame(rows)
 

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -42,6 +43,19 @@ def test_frame_columns_and_seed_average():
     assert df.loc[1, "rmse.a"] > df.loc[0, "rmse.a"]  # the KF is optimal
     text = res.table(print_it=False)
     assert "KalmanFilter" in text and "±" in text and "Sqrt" in text
+
+
+@dataclasses.dataclass
+class Seeded(daf.EnKF):
+    """An EnKF with a hyper-parameter called ``seed`` (as learned filters have)."""
+
+    seed: int = 7
+
+
+def test_a_setting_named_like_a_run_column_does_not_hide_it():
+    res = Experiments(HMM, Seeded("Sqrt", N=10), seeds=[1, 2]).run(progress=False)
+    runs = res.runs()
+    assert runs["seed"].tolist() == [1, 2] and runs["param.seed"].tolist() == [7, 7]
 
 
 def test_same_truth_for_every_filter():
