@@ -8,7 +8,9 @@
 MNMEF. Setting: ``mods.Lorenz96.bach2025`` (Nx=40, every 4th variable observed with sigma_y=1, obs every
 0.15 time units, 1500 cycles). MNMEF is pretrained at N=20 and fine-tuned at N=10 with its set
 summary frozen (trained models are kept in ``--models-dir`` and reused). LETKF and EnKF (Sqrt) are
-tuned with Optuna on a separate tuning seed and evaluated on the same seeds as MNMEF. Published
+tuned with Optuna on a separate tuning seed and evaluated on the same seeds as MNMEF; the LETKF
+also runs at the settings tuned by ``mnmef_baselines.py`` (``LETKF_BASELINE``), and MNMEF is
+compared with the better of the two. Published
 tuned DAPPER LETKF: 2.020 (N=10), 1.577 (N=20).
 
 SDA. Setting: ``mods.Lorenz63.rozet2023`` (dt 0.025, x observed every 8 steps with sigma 0.05).
@@ -32,6 +34,9 @@ from mods.Lorenz63 import rozet2023
 from mods.Lorenz96 import bach2025
 
 PUBLISHED_LETKF = {10: 2.020, 20: 1.577}
+#: LETKF (infl, loc_rad) tuned by ``mnmef_baselines.py`` (24 Optuna trials on 4 tuning seeds,
+#: checked on 64 seeds: 1.898 and 1.575), a stronger baseline than this script's quick tuning.
+LETKF_BASELINE = {10: (1.050, 1.37), 20: (1.054, 2.71)}
 
 
 def trained_mnmef(hmm, N: int, minutes: float, path: Path, device: str, pretrained=None):
@@ -58,7 +63,8 @@ def mnmef_part(args) -> None:
     for N in (10, 20):
         entries += [daf.Tuned(daf.LETKF(N=N), space={"infl": ("log", 1.0, 1.5), "loc_rad": ("log", 1, 20)},
                               **tuned),
-                    daf.Tuned(daf.EnKF("Sqrt", N=N), space={"infl": ("log", 1.0, 1.5)}, **tuned)]
+                    daf.Tuned(daf.EnKF("Sqrt", N=N), space={"infl": ("log", 1.0, 1.5)}, **tuned),
+                    daf.LETKF(N=N, infl=LETKF_BASELINE[N][0], loc_rad=LETKF_BASELINE[N][1])]
     start = time.perf_counter()
     res = daf.Experiments(hmm, entries, seeds=args.seeds).run(progress=False)
     print(f"# {platform.machine()}, {os.cpu_count()} cores; seeds {args.seeds}, tuning seeds "
@@ -70,8 +76,8 @@ def mnmef_part(args) -> None:
     frame = res.frame()
     for N, pub in PUBLISHED_LETKF.items():
         mn = frame[(frame["filter"] == "MNMEF") & (frame["N"] == N)]["rmse.a"].iloc[0]
-        lk = frame[(frame["filter"] == "LETKF") & (frame["N"] == N)]["rmse.a"].iloc[0]
-        print(f"- N={N}: MNMEF {mn:.3f} vs tuned LETKF {lk:.3f} ({100 * (mn / lk - 1):+.1f}%); "
+        lk = frame[(frame["filter"] == "LETKF") & (frame["N"] == N)]["rmse.a"].min()
+        print(f"- N={N}: MNMEF {mn:.3f} vs the better tuned LETKF {lk:.3f} ({100 * (mn / lk - 1):+.1f}%); "
               f"published LETKF {pub}")
 
 
