@@ -11,7 +11,7 @@ from dafilters.filters.base import Filter
 from dafilters.filters.enkf import sqrt_update
 from dafilters.filters.learned import LearnedFilter
 from dafilters.nn.data import simulate_trajectories, split, windows
-from dafilters.nn.training import TrainConfig, fit_model
+from dafilters.nn.training import TrainConfig, fit_in_stages, fit_model
 from mods import LinearGauss
 
 
@@ -88,6 +88,21 @@ def test_training_loop_learns_early_stops_and_checkpoints(tmp_path):
     assert float(loss((X[300:], Y[300:]))) == pytest.approx(hist.val[hist.best_epoch], rel=1e-5)
     with pytest.raises(ValueError, match="nothing to train"):
         fit_model([torch.nn.Identity()], loss, (X, Y))
+
+
+def test_training_in_learning_rate_stages():
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    X = torch.randn(200, 3, generator=g)
+    Y = X @ torch.tensor([[1.0], [-2.0], [0.5]])
+    net = torch.nn.Linear(3, 1)
+    loss = lambda b: ((net(b[0]) - b[1]) ** 2).mean()  # noqa: E731
+    cfg = TrainConfig(epochs=4, lr=0.05, patience=0, progress=False)
+    hist = fit_in_stages([net], loss, (X[:150], Y[:150]), (X[150:], Y[150:]), cfg, 2, 60.0)
+    assert len(hist.train) == len(hist.val) == 8 and hist.stopped == "4 epochs; 4 epochs"
+    assert hist.val[-1] < hist.val[0]
+    with pytest.raises(ValueError, match="at least one training stage"):
+        fit_in_stages([net], loss, (X, Y), None, cfg, 0, 60.0)
 
 
 def test_fit_save_load_assimilate(tmp_path):

@@ -79,7 +79,7 @@ def test_tiny_training_save_load_fine_tune(hmm, tmp_path):
     kw = dict(n_traj=1, window=6, warmup=2, stride=6, epochs=2, batch_size=4, d_model=16, heads=2)
     flt = MNMEF(N=8, **kw).fit(hmm, progress=False)
     tr = flt.training
-    assert len(tr["train_loss"]) == 2 and np.isfinite(tr["train_loss"]).all() and tr["device"] == "cpu"
+    assert len(tr["train_loss"]) == 4 and np.isfinite(tr["train_loss"]).all() and tr["device"] == "cpu"
     xx, yy = hmm.simulate(seed=3)
     a = flt.assimilate(hmm, xx, yy, seed=3).averages()
     assert np.isfinite(a["rmse.a"])
@@ -135,7 +135,7 @@ def test_validation_loss_is_a_function_of_the_weights(hmm):
     kw = dict(n_traj=1, window=4, warmup=1, stride=4, epochs=3, batch_size=8, d_model=16, heads=2,
               lr=1e-12, skip=60)
     val = MNMEF(N=6, **kw).fit(hmm, progress=False).training["val_loss"]
-    assert len(val) == 3
+    assert len(val) == 6  # 3 epochs in each of 2 learning-rate stages
     np.testing.assert_allclose(val, val[0], rtol=1e-6)
 
 
@@ -149,6 +149,8 @@ def test_clear_errors():
         MNMEF(window=5, warmup=5)
     with pytest.raises(ValueError, match="N >= 3"):
         MNMEF(N=2)
+    with pytest.raises(ValueError, match="lr_stages"):
+        MNMEF(lr_stages=0)
     l96 = bach2025.build(sigma=1.0, Ko=119)
     with pytest.raises(ValueError, match="no training window starts after skip=200"):
         MNMEF(N=5, n_traj=1, window=6, warmup=2, epochs=1, skip=200).fit(l96, progress=False)

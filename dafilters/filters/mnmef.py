@@ -47,7 +47,7 @@ from torch import nn
 from ..hmm import HMM
 from ..localization import gaspari_cohn, pairwise_distances
 from ..nn.data import simulate_trajectories, split, windows
-from ..nn.training import TrainConfig, fit_model
+from ..nn.training import TrainConfig, fit_in_stages
 from .base import Context, check_ensemble_size, check_positive
 from .learned import LearnedFilter, hmm_spec
 
@@ -198,6 +198,8 @@ class MNMEF(LearnedFilter):
         spinup: start windows from spun-up filter ensembles (see the module docstring), skipping
             windows that start in the first ``skip`` cycles.
         epochs, batch_size, lr, minutes: training budget (``minutes`` stops it early).
+        lr_stages: training stages, the learning rate divided by 10 from one to the next
+            (:func:`~dafilters.nn.training.fit_in_stages`).
         device: torch device.
     """
 
@@ -216,12 +218,15 @@ class MNMEF(LearnedFilter):
     epochs: int = 100
     batch_size: int = 16
     lr: float = 1e-3
+    lr_stages: int = 2
     minutes: float = 25.0
     seed: int = 0
     device: str = "cpu"
 
     def __post_init__(self):
         check_ensemble_size(self.N)
+        if self.lr_stages < 1:
+            raise ValueError(f"lr_stages must be >= 1, got {self.lr_stages}")
         if self.N < 3:
             raise ValueError(f"MNMEF needs N >= 3 members, got N={self.N}")
         if not 0 <= self.warmup < self.window:
@@ -366,11 +371,12 @@ class MNMEF(LearnedFilter):
             return torch.stack(errs).mean() / scale
 
         cfg = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, patience=15,
-                          grad_clip=1.0, seed=self.seed, progress=progress, max_seconds=60 * self.minutes)
+                          grad_clip=1.0, seed=self.seed, progress=progress)
         modules = list(self.nets.values())
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            hist = fit_model(modules, loss_fn, [d[itr] for d in data], val, cfg)
+            hist = fit_in_stages(modules, loss_fn, [d[itr] for d in data], val, cfg, self.lr_stages,
+                                 60 * self.minutes)
         for p in frozen:
             p.requires_grad_(True)
         return {"train_loss": hist.train, "val_loss": hist.val, "best_epoch": hist.best_epoch,

@@ -41,7 +41,6 @@ learning rate divided by 10 for the last third of the time.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,7 +50,7 @@ from torch import nn
 
 from ..hmm import HMM
 from ..nn.data import simulate_trajectories, split, windows
-from ..nn.training import TrainConfig, fit_model
+from ..nn.training import TrainConfig, fit_in_stages
 from .base import Context, check_ensemble_size, check_positive
 from .learned import LearnedFilter
 
@@ -259,19 +258,12 @@ class SDA(LearnedFilter):
                 eps = torch.randn(w.shape, generator=gen)
             return denoising_loss(net, w.to(self.device), t.to(self.device), eps.to(self.device))
 
-        hists, start = [], time.perf_counter()
-        for stage in range(self.lr_stages):
-            left = 60 * self.minutes - (time.perf_counter() - start)
-            if left <= 0:
-                break
-            last = stage == self.lr_stages - 1
-            cfg = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr / 10**stage,
-                              patience=self.patience, seed=self.seed + stage, progress=progress,
-                              max_seconds=left if last else 2 * left / 3)
-            hists.append(fit_model([net], loss_fn, (W[itr],), (W[ival], t_val, eps_val), cfg))
-        return {"train_loss": [v for h in hists for v in h.train],
-                "val_loss": [v for h in hists for v in h.val],
-                "best_epoch": hists[-1].best_epoch, "stopped": "; ".join(h.stopped for h in hists),
+        cfg = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                          patience=self.patience, seed=self.seed, progress=progress)
+        hist = fit_in_stages([net], loss_fn, (W[itr],), (W[ival], t_val, eps_val), cfg, self.lr_stages,
+                             60 * self.minutes)
+        return {"train_loss": hist.train, "val_loss": hist.val, "best_epoch": hist.best_epoch,
+                "stopped": hist.stopped,
                 "windows": len(W)}
 
     # -- sampling ------------------------------------------------------------------------------

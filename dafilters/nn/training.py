@@ -7,6 +7,7 @@ and ``params`` are the tensors to optimise. Batches are tuples of tensors sliced
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-__all__ = ["TrainConfig", "TrainHistory", "fit_model", "batches"]
+__all__ = ["TrainConfig", "TrainHistory", "fit_model", "fit_in_stages", "batches"]
 
 
 @dataclass
@@ -142,3 +143,29 @@ def fit_model(modules: Sequence[torch.nn.Module], loss_fn: Callable[[tuple], tor
             m.load_state_dict(state)
     hist.seconds = time.perf_counter() - start
     return hist
+
+
+def fit_in_stages(modules: Sequence[torch.nn.Module], loss_fn: Callable[[tuple], torch.Tensor],
+                  train_data: Sequence[torch.Tensor], val_data: Sequence[torch.Tensor] | None,
+                  config: TrainConfig, stages: int, seconds: float,
+                  params: Sequence[torch.nn.Parameter] | None = None) -> TrainHistory:
+    """:func:`fit_model` in ``stages`` stages, the learning rate ``config.lr / 10**s`` in stage
+    ``s``, each stage starting from the best state of the one before. The wall time ``seconds``
+    is shared: each stage but the last gets 2/3 of the time left. Returns the merged history
+    (``best_epoch`` of the last stage, the stages' reasons to stop joined by ``"; "``)."""
+    import time
+
+    if stages < 1:
+        raise ValueError(f"need at least one training stage, got {stages}")
+    hists, start = [], time.perf_counter()
+    for stage in range(stages):
+        left = seconds - (time.perf_counter() - start)
+        if left <= 0:
+            break
+        last = stage == stages - 1
+        cfg = dataclasses.replace(config, lr=config.lr / 10**stage, seed=config.seed + stage,
+                                  max_seconds=left if last else 2 * left / 3)
+        hists.append(fit_model(modules, loss_fn, train_data, val_data, cfg, params))
+    return TrainHistory(train=[v for h in hists for v in h.train], val=[v for h in hists for v in h.val],
+                        best_epoch=hists[-1].best_epoch, stopped="; ".join(h.stopped for h in hists),
+                        seconds=time.perf_counter() - start)
