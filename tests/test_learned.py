@@ -101,6 +101,8 @@ def test_training_in_learning_rate_stages():
     hist = fit_in_stages([net], loss, (X[:150], Y[:150]), (X[150:], Y[150:]), cfg, 2, 60.0)
     assert len(hist.train) == len(hist.val) == 8 and hist.stopped == "4 epochs; 4 epochs"
     assert hist.val[-1] < hist.val[0]
+    assert hist.val[hist.best_epoch] == min(hist.val)
+    assert float(loss((X[150:], Y[150:]))) == pytest.approx(min(hist.val), rel=1e-5)  # best state kept
     with pytest.raises(ValueError, match="at least one training stage"):
         fit_in_stages([net], loss, (X, Y), None, cfg, 0, 60.0)
 

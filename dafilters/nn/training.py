@@ -151,13 +151,15 @@ def fit_in_stages(modules: Sequence[torch.nn.Module], loss_fn: Callable[[tuple],
                   params: Sequence[torch.nn.Parameter] | None = None) -> TrainHistory:
     """:func:`fit_model` in ``stages`` stages, the learning rate ``config.lr / 10**s`` in stage
     ``s``, each stage starting from the best state of the one before. The wall time ``seconds``
-    is shared: each stage but the last gets 2/3 of the time left. Returns the merged history
-    (``best_epoch`` of the last stage, the stages' reasons to stop joined by ``"; "``)."""
+    is shared: each stage but the last gets 2/3 of the time left. The modules end in the best
+    state over all stages (by validation loss). Returns the merged history (``best_epoch``
+    counted over all stages' epochs, the stages' reasons to stop joined by ``"; "``)."""
     import time
 
     if stages < 1:
         raise ValueError(f"need at least one training stage, got {stages}")
     hists, start = [], time.perf_counter()
+    best, best_state, best_epoch = float("inf"), None, -1
     for stage in range(stages):
         left = seconds - (time.perf_counter() - start)
         if left <= 0:
@@ -165,7 +167,14 @@ def fit_in_stages(modules: Sequence[torch.nn.Module], loss_fn: Callable[[tuple],
         last = stage == stages - 1
         cfg = dataclasses.replace(config, lr=config.lr / 10**stage, seed=config.seed + stage,
                                   max_seconds=left if last else 2 * left / 3)
-        hists.append(fit_model(modules, loss_fn, train_data, val_data, cfg, params))
+        hist = fit_model(modules, loss_fn, train_data, val_data, cfg, params)
+        if hist.val and hist.val[hist.best_epoch] < best:  # a stage that does not improve is undone
+            best, best_epoch = hist.val[hist.best_epoch], sum(len(h.val) for h in hists) + hist.best_epoch
+            best_state = [copy.deepcopy(m.state_dict()) for m in modules]
+        hists.append(hist)
+    if best_state is not None:
+        for m, state in zip(modules, best_state):
+            m.load_state_dict(state)
     return TrainHistory(train=[v for h in hists for v in h.train], val=[v for h in hists for v in h.val],
-                        best_epoch=hists[-1].best_epoch, stopped="; ".join(h.stopped for h in hists),
+                        best_epoch=best_epoch, stopped="; ".join(h.stopped for h in hists),
                         seconds=time.perf_counter() - start)
