@@ -225,13 +225,11 @@ class MNMEF(LearnedFilter):
 
     def __post_init__(self):
         check_ensemble_size(self.N)
-        if self.lr_stages < 1:
-            raise ValueError(f"lr_stages must be >= 1, got {self.lr_stages}")
         if self.N < 3:
             raise ValueError(f"MNMEF needs N >= 3 members, got N={self.N}")
         if not 0 <= self.warmup < self.window:
             raise ValueError(f"need 0 <= warmup < window, got warmup={self.warmup}, window={self.window}")
-        check_positive(self, "bin_width", "loc_init", "init_spread", "lr", "minutes")
+        check_positive(self, "bin_width", "loc_init", "init_spread", "lr", "lr_stages", "minutes")
 
     # -- networks ---------------------------------------------------------------------------
     def spec_for(self, hmm: HMM) -> dict[str, Any]:

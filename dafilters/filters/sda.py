@@ -206,11 +206,9 @@ class SDA(LearnedFilter):
 
     def __post_init__(self):
         check_ensemble_size(self.N)
-        if self.lr_stages < 1:
-            raise ValueError(f"lr_stages must be >= 1, got {self.lr_stages}")
         if self.k < 1 or self.window < 2 * self.k + 1:
             raise ValueError(f"need k >= 1 and window >= 2k+1, got k={self.k}, window={self.window}")
-        check_positive(self, "gamma", "tau", "lr", "minutes")
+        check_positive(self, "gamma", "tau", "lr", "lr_stages", "minutes")
 
     # -- networks and data ---------------------------------------------------------------------
     def spec_for(self, hmm: HMM) -> dict[str, Any]:
