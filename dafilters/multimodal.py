@@ -30,8 +30,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .gaussian import Covariance
-from .hmm import Observation, as_like, is_torch, solve_noise
-from .observations import _NoiseMixin
+from .hmm import Observation, is_torch
+from .observations import AvgPoolObs
 
 __all__ = ["Modality", "MultiObs", "BlockMeanObs", "stack_noise", "regrid_matrix"]
 
@@ -241,54 +241,23 @@ class MultiObs(Observation):
         return f"MultiObs({inner})"
 
 
-class BlockMeanObs(_NoiseMixin, Observation):
+class BlockMeanObs(AvgPoolObs):
     r"""Means of a 1-D periodic state over non-overlapping blocks of ``k`` consecutive variables,
 
     .. math:: y_J = \frac1k \sum_{a=0}^{k-1} x_{kJ + a} + r_J,\qquad 0 \le J < N_x / k,
 
-    (a ``k``-times coarsened field; linear, ``y = H x + r``). An observation sits at the mean
-    position of its block.
+    (a ``k``-times coarsened field; linear, ``y = H x + r``): average pooling
+    (:class:`~dafilters.observations.AvgPoolObs`) of the state as a ``1 x Nx`` grid in ``1 x k``
+    blocks. An observation sits at the mean position of its block.
 
     Args:
         Nx: state size (a multiple of ``k``). k: block length. noise: observation-error covariance.
     """
 
     def __init__(self, Nx: int, k: int, noise):
-        self.Nx, self.k = int(Nx), int(k)
-        if self.k < 1 or self.Nx % self.k:
+        if int(k) < 1 or int(Nx) % int(k):
             raise ValueError(f"block length k={k} must divide Nx={Nx}")
-        self._init_noise(noise)
-        self._H: np.ndarray | None = None
-
-    def Ny(self, ko: int) -> int:
-        return self.Nx // self.k
-
-    def h(self, E, ko: int):
-        if E.shape[-1] != self.Nx:
-            raise ValueError(f"BlockMeanObs expects states of size {self.Nx}, got {E.shape[-1]}")
-        return E.reshape(*E.shape[:-1], self.Nx // self.k, self.k).mean(-1)
-
-    def h_torch(self, X, ko: int):
-        return self.h(X, ko)
-
-    def spread(self, V):
-        """The adjoint :math:`H^T V`, ``(..., Ny) -> (..., Nx)`` (numpy or torch)."""
-        V = V[..., None] / self.k
-        full = (*V.shape[:-1], self.k)
-        V = V.expand(*full) if is_torch(V) else np.broadcast_to(V, full)
-        return V.reshape(*V.shape[:-2], self.Nx)
-
-    def linear(self, x: np.ndarray, ko: int) -> np.ndarray:
-        if self._H is None:
-            self._H = np.ascontiguousarray(self.spread(np.eye(self.Ny(ko))))
-        return self._H
-
-    def grad_loglik(self, y, X, ko: int):
-        return self.spread(solve_noise(self.noise(ko), as_like(y, X) - self.h(X, ko), X))
-
-    def locations(self, ko: int, coords: np.ndarray) -> np.ndarray:
-        coords = np.asarray(coords, dtype=float).reshape(self.Nx, -1)
-        return self.h(coords.T, ko).T
+        super().__init__((1, int(Nx)), (1, int(k)), noise)
 
 
 def regrid_matrix(obs: Observation, Nx: int, ko: int = 0) -> tuple[np.ndarray, np.ndarray]:

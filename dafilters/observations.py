@@ -404,30 +404,31 @@ class CentrePatchObs(PartialObs):
 
 
 class AvgPoolObs(_NoiseMixin, Observation):
-    r"""Observe the means of a 2-D field over non-overlapping ``k x k`` blocks (average pooling),
+    r"""Observe the means of a 2-D field over non-overlapping ``k0 x k1`` blocks (average pooling),
 
-    .. math::  y_{IJ} = \frac{1}{k^2} \sum_{a, b = 0}^{k-1} x_{(kI + a) n_1 + kJ + b} + r_{IJ},
-               \qquad 0 \le I < n_0 / k,\ 0 \le J < n_1 / k,
+    .. math::  y_{IJ} = \frac{1}{k_0 k_1} \sum_{a=0}^{k_0-1} \sum_{b=0}^{k_1-1}
+               x_{(k_0 I + a) n_1 + k_1 J + b} + r_{IJ},
+               \qquad 0 \le I < n_0 / k_0,\ 0 \le J < n_1 / k_1,
 
-    ``y`` ordered row-major over the blocks (``Ny = n_0 n_1 / k^2``). It is linear, ``y = H x + r``;
-    :math:`H^T` spreads a block's value, divided by :math:`k^2`, over its points, which gives the
-    likelihood score :math:`H^T R^{-1}(y - Hx)` without forming ``H``.
+    ``y`` ordered row-major over the blocks (``Ny = n_0 n_1 / (k_0 k_1)``). It is linear,
+    ``y = H x + r``; :math:`H^T` spreads a block's value, divided by :math:`k_0 k_1`, over its
+    points, which gives the likelihood score :math:`H^T R^{-1}(y - Hx)` without forming ``H``.
 
     Args:
-        n: the grid, ``n`` or ``(n0, n1)``, both multiples of ``k``; states ``(..., n0 * n1)``.
-        k: block side in grid points.
+        n: the grid, ``n`` or ``(n0, n1)``, multiples of the block sides; states ``(..., n0 * n1)``.
+        k: block side in grid points, ``k`` (square blocks) or ``(k0, k1)``.
         noise: observation-error covariance (scalar variance, vector, matrix or ``ko -> ...``).
 
     An observation sits at the centre of its block: the mean of its points' coordinates.
     """
 
-    def __init__(self, n: int | Sequence[int], k: int, noise):
+    def __init__(self, n: int | Sequence[int], k: int | Sequence[int], noise):
         self.shape = _grid_shape(n)
-        self.k = int(k)
-        if self.k < 1 or self.shape[0] % self.k or self.shape[1] % self.k:
+        self.k = _pair(k, "k")
+        if min(self.k) < 1 or self.shape[0] % self.k[0] or self.shape[1] % self.k[1]:
             raise ValueError(f"block size k={k} must divide the grid sizes {self.shape}")
         self.Nx = self.shape[0] * self.shape[1]
-        self.blocks = (self.shape[0] // self.k, self.shape[1] // self.k)
+        self.blocks = (self.shape[0] // self.k[0], self.shape[1] // self.k[1])
         self._H: np.ndarray | None = None
         self._init_noise(noise)
 
@@ -436,17 +437,17 @@ class AvgPoolObs(_NoiseMixin, Observation):
 
     def pool(self, X):
         """Block means of ``X`` ``(..., Nx) -> (..., Ny)`` (numpy or torch)."""
-        lead, (m0, m1), k = tuple(X.shape[:-1]), self.blocks, self.k
+        lead, (m0, m1), (k0, k1) = tuple(X.shape[:-1]), self.blocks, self.k
         if X.shape[-1] != self.Nx:
-            raise ValueError(f"AvgPoolObs expects states of size {self.Nx}, got {X.shape[-1]}")
-        return X.reshape(*lead, m0, k, m1, k).mean((-3, -1)).reshape(*lead, m0 * m1)
+            raise ValueError(f"{type(self).__name__} expects states of size {self.Nx}, got {X.shape[-1]}")
+        return X.reshape(*lead, m0, k0, m1, k1).mean((-3, -1)).reshape(*lead, m0 * m1)
 
     def spread(self, V):
         """The adjoint :math:`H^T V`: ``V`` ``(..., Ny) -> (..., Nx)``, each block's value divided
-        by :math:`k^2` on each of its points (numpy or torch)."""
-        lead, (m0, m1), k = tuple(V.shape[:-1]), self.blocks, self.k
-        V = V.reshape(*lead, m0, 1, m1, 1) / k**2
-        full = (*lead, m0, k, m1, k)
+        by :math:`k_0 k_1` on each of its points (numpy or torch)."""
+        lead, (m0, m1), (k0, k1) = tuple(V.shape[:-1]), self.blocks, self.k
+        V = V.reshape(*lead, m0, 1, m1, 1) / (k0 * k1)
+        full = (*lead, m0, k0, m1, k1)
         V = V.expand(*full) if is_torch(V) else np.broadcast_to(V, full)
         return V.reshape(*lead, self.Nx)
 
