@@ -54,7 +54,8 @@ from ..nn.training import TrainConfig, fit_in_stages
 from .base import Context, check_ensemble_size, check_positive
 from .learned import LearnedFilter
 
-__all__ = ["SDA", "LocalDenoiser", "schedule", "compose_windows", "guided_sample"]
+__all__ = ["SDA", "LocalDenoiser", "schedule", "compose_windows", "guided_sample", "denoising_loss",
+           "dsm_loss", "standardisation"]
 
 
 #: :math:`\mu_1`: the signal left at ``t = 1`` (the angle of the schedule is :math:`\arccos \mu_1`).
@@ -99,6 +100,21 @@ def denoising_loss(net: nn.Module, w: torch.Tensor, t: torch.Tensor, eps: torch.
     mu, sigma = schedule(t)
     shape = (-1,) + (1,) * (w.dim() - 1)
     return (net(mu.view(shape) * w + sigma.view(shape) * eps, t) - eps).pow(2).mean()
+
+
+def dsm_loss(net: nn.Module, w: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    r""":func:`denoising_loss` of windows ``w`` ``(B, 2k+1, d)`` at levels :math:`t \sim U(0, 1)`
+    with fresh noises (drawn from ``gen``, levels first)."""
+    t = torch.rand(w.shape[0], generator=gen).to(w.device)
+    eps = torch.randn(w.shape, generator=gen).to(w.device)
+    return denoising_loss(net, w, t, eps)
+
+
+def standardisation(spec: dict[str, Any], device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The climatological ``(mean, std)`` ``(Nx,)`` each, float32 on ``device``, of a learned
+    filter's ``spec`` (keys ``"mean"``, ``"std"``)."""
+    return (torch.tensor(spec["mean"], dtype=torch.float32, device=device),
+            torch.tensor(spec["std"], dtype=torch.float32, device=device))
 
 
 def compose_windows(net: LocalDenoiser, x: torch.Tensor, t: torch.Tensor, k: int) -> torch.Tensor:
@@ -224,11 +240,6 @@ class SDA(LearnedFilter):
             net = LocalDenoiser(spec["Nx"], self.k, self.width, self.depth)
         return {"denoiser": net.to(self.device)}
 
-    def _standardise(self):
-        dev = self.device
-        return (torch.tensor(self.spec["mean"], dtype=torch.float32, device=dev),
-                torch.tensor(self.spec["std"], dtype=torch.float32, device=dev))
-
     def train(self, hmm: HMM, progress: bool | None = None, cache_dir=None) -> dict[str, Any]:
         """Denoising score matching on windows of ``2k+1`` consecutive model states.
 
@@ -239,7 +250,7 @@ class SDA(LearnedFilter):
         the time left of ``minutes``.
         """
         xx, _ = simulate_trajectories(hmm, self.n_traj, seed=self.seed, cache_dir=cache_dir)
-        mean, std = self._standardise()
+        mean, std = standardisation(self.spec, self.device)
         W = (torch.as_tensor(windows(xx, 2 * self.k + 1, 1), dtype=torch.float32) - mean.cpu()) / std.cpu()
         itr, ival = split(len(W), 0.05, np.random.default_rng(self.seed))
         net = self.nets["denoiser"]
@@ -248,13 +259,10 @@ class SDA(LearnedFilter):
         eps_val = torch.randn(W[ival].shape, generator=gen)
 
         def loss_fn(batch):
-            if len(batch) == 3:  # validation: fixed levels and noises
-                w, t, eps = batch
-            else:
-                (w,) = batch
-                t = torch.rand(w.shape[0], generator=gen)
-                eps = torch.randn(w.shape, generator=gen)
-            return denoising_loss(net, w.to(self.device), t.to(self.device), eps.to(self.device))
+            if len(batch) == 1:
+                return dsm_loss(net, batch[0].to(self.device), gen)
+            w, t, eps = (b.to(self.device) for b in batch)  # validation: fixed levels and noises
+            return denoising_loss(net, w, t, eps)
 
         cfg = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                           patience=self.patience, seed=self.seed, progress=progress)
@@ -272,7 +280,7 @@ class SDA(LearnedFilter):
         self.check_hmm(hmm)
         N = N or self.N
         net = self.nets["denoiser"].eval()
-        mean, std = self._standardise()
+        mean, std = standardisation(self.spec, self.device)
         obs = hmm.obs
         R_std = [torch.as_tensor(np.sqrt(obs.noise(ko).diag), dtype=torch.float32) for ko in kos]
         yt = [torch.as_tensor(np.asarray(y), dtype=torch.float32) for y in ys]

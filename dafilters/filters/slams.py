@@ -71,10 +71,10 @@ from ..nn.nets import MLP, small_problem_threads, torch_threads
 from ..nn.training import TrainConfig, fit_model
 from .base import Context, check_ensemble_size, check_positive
 from .learned import LearnedFilter, hmm_spec
-from .sda import LocalDenoiser, compose_windows, denoising_loss, guided_sample
+from .sda import LocalDenoiser, compose_windows, dsm_loss, guided_sample, standardisation
 
 __all__ = ["SLAMS", "MLPAutoencoder", "ConvAutoencoder", "modalities_of", "encoder_input",
-           "dsm_loss", "latent_loglik"]
+           "latent_loglik"]
 
 #: The name of the single modality of an HMM whose observation is not a MultiObs.
 SINGLE = "obs"
@@ -177,14 +177,6 @@ class ConvAutoencoder(nn.Module):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.dec(z.unflatten(-1, self.lat_shape)).flatten(1)
-
-
-def dsm_loss(net: LocalDenoiser, w: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    r"""SDA's denoising score-matching loss (:func:`~dafilters.filters.sda.denoising_loss`) on
-    windows ``w`` ``(B, 2k+1, d)`` at levels :math:`t \sim U(0, 1)` with fresh noises."""
-    t = torch.rand(w.shape[0], generator=gen).to(w.device)
-    eps = torch.randn(w.shape, generator=gen).to(w.device)
-    return denoising_loss(net, w, t, eps)
 
 
 def latent_loglik(z0: torch.Tensor, pos: list[int], zo: list[torch.Tensor], vo: list[torch.Tensor],
@@ -314,10 +306,6 @@ class SLAMS(LearnedFilter):
                 raise ValueError(f"modality {name!r} has Ny={ny} here but Ny={trained[name]} in training")
 
     # -- data helpers ----------------------------------------------------------------------------
-    def _standardise(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return (torch.tensor(self.spec["mean"], dtype=torch.float32, device=self.device),
-                torch.tensor(self.spec["std"], dtype=torch.float32, device=self.device))
-
     def _regrid(self, hmm: HMM, ko: int = 0) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """``{name: (G (Ny, Nx), mask (Nx,))}`` per modality of ``hmm``."""
         out = {}
@@ -331,7 +319,7 @@ class SLAMS(LearnedFilter):
                 ) -> tuple[list, list]:
         """Standardised regridded fields and masks ``(B, Nx)`` per trained modality (``keep``
         ``(B, M)``: 0 drops a modality for a sample)."""
-        mean, std = self._standardise()
+        mean, std = standardisation(self.spec, self.device)
         fields, masks = [], []
         for i, name in enumerate(self.spec["modalities"]):
             if name not in parts:
@@ -350,7 +338,7 @@ class SLAMS(LearnedFilter):
         """Autoencoder on (background, modalities) -> state, then the latent denoiser."""
         train_hmm = self._training_hmm(hmm)
         xx, yy = simulate_at_obs(train_hmm, self.n_traj, seed=self.seed, cache_dir=cache_dir)
-        mean, std = (t.cpu() for t in self._standardise())
+        mean, std = (t.cpu() for t in standardisation(self.spec, self.device))
         X = (torch.as_tensor(xx[:, 1:], dtype=torch.float32) - mean) / std  # (n_traj, T, Nx)
         parts = present_parts(train_hmm.obs, yy, 0)
         Y = [torch.as_tensor(parts[n], dtype=torch.float32) for n in self.spec["modalities"]]
@@ -393,7 +381,7 @@ class SLAMS(LearnedFilter):
         # latents of the true states, standardised
         with torch.no_grad():
             flat = X.flatten(0, 1).to(dev)
-            Z = torch.cat([self._latent_of(ae, flat[i:i + 4096]) for i in range(0, len(flat), 4096)])
+            Z = torch.cat([ae.encode_state(flat[i:i + 4096]) for i in range(0, len(flat), 4096)])
             ae.z_mean.copy_(Z.mean(0))
             ae.z_std.copy_(Z.std(0).clamp(min=1e-4))
             Z = ((Z - ae.z_mean) / ae.z_std).cpu().unflatten(0, X.shape[:2]).numpy()
@@ -407,17 +395,13 @@ class SLAMS(LearnedFilter):
                 "ae_val_loss": h_ae.val, "stopped": f"ae: {h_ae.stopped}; denoiser: {h_den.stopped}",
                 "best_epoch": h_den.best_epoch, "windows": len(W), "latent_dim": ae.latent_dim}
 
-    def _latent_of(self, ae: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        """:math:`z^\\star(x)` of standardised states ``(B, Nx)`` (not yet standardised)."""
-        return ae.encode_state(x)
-
     # -- assimilation --------------------------------------------------------------------------
     def encode_observation(self, hmm: HMM, E: np.ndarray, y: np.ndarray, ko: int, regrid=None
                            ) -> tuple[torch.Tensor, torch.Tensor]:
         """The latent observation ``(z^o, v)`` ``(d,)`` each (standardised latent units) of the
         forecast ensemble ``E`` ``(N, Nx)`` and the modalities present at ``ko`` in ``y``."""
         ae = self.nets["ae"].eval()
-        mean, std = self._standardise()
+        mean, std = standardisation(self.spec, self.device)
         Et = torch.as_tensor(E, dtype=torch.float32, device=self.device)
         bg = ((Et.mean(0) - mean) / std)[None]
         spread = (Et.std(0) / std * self.spread_infl).clamp(min=self.spread_min)[None]
@@ -431,7 +415,7 @@ class SLAMS(LearnedFilter):
     def decode(self, z: torch.Tensor) -> np.ndarray:
         """States ``(B, Nx)`` (numpy float64, physical units) of standardised latents ``(B, d)``."""
         ae = self.nets["ae"]
-        mean, std = self._standardise()
+        mean, std = standardisation(self.spec, self.device)
         return (ae.decode(z * ae.z_std + ae.z_mean) * std + mean).detach().double().cpu().numpy()
 
     def initialize(self, ctx: Context) -> np.ndarray:
@@ -474,7 +458,7 @@ class SLAMS(LearnedFilter):
         R_var = torch.as_tensor(obs.noise(ko).diag, dtype=torch.float32, device=self.device)
         yt = torch.as_tensor(np.asarray(y), dtype=torch.float32, device=self.device)
         ae = self.nets["ae"]
-        mean, std = self._standardise()
+        mean, std = standardisation(self.spec, self.device)
 
         def log_lik(z0, t, mu, sigma):
             X = ae.decode(z0[:, -1] * ae.z_std + ae.z_mean) * std + mean
