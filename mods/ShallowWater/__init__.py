@@ -621,6 +621,13 @@ def random_jet_state(Nphi: int, Ntheta: int, rng: np.random.Generator,
     return balanced_state(Nphi, Ntheta, jet, pert)
 
 
+def _check_range(name: str, r: tuple[float, float]) -> tuple[float, float]:
+    """A uniform range ``(low, high)`` as floats, checked."""
+    if len(r) != 2 or not r[0] <= r[1]:
+        raise ValueError(f"{name} must be a range (low, high) with low <= high, got {r!r}")
+    return float(r[0]), float(r[1])
+
+
 class JetPrior(Prior):
     """Initial states of randomised balanced jets (:func:`random_jet_state`), one draw per member:
     jet speed ``umax`` (m/s) and centre latitude ``center`` (degrees), bump ``amplitude`` (m) and
@@ -629,20 +636,12 @@ class JetPrior(Prior):
     def __init__(self, Nphi: int = 32, Ntheta: int = 16, umax: tuple[float, float] = (60.0, 100.0),
                  center: tuple[float, float] = (40.0, 50.0), amplitude: tuple[float, float] = (60.0, 180.0)):
         self.Nphi, self.Ntheta = _check_grid(Nphi, Ntheta)
-        for name, r in (("umax", umax), ("center", center), ("amplitude", amplitude)):
-            if len(r) != 2 or not r[0] <= r[1]:
-                raise ValueError(f"{name} must be a range (low, high) with low <= high, got {r!r}")
-        self.ranges = dict(umax=tuple(umax), center=tuple(center), amplitude=tuple(amplitude))
+        self.ranges = {name: _check_range(name, r)
+                       for name, r in (("umax", umax), ("center", center), ("amplitude", amplitude))}
         self.Nx = 3 * self.Nphi * self.Ntheta
 
     def sample(self, N: int, rng: np.random.Generator) -> np.ndarray:
         return np.stack([random_jet_state(self.Nphi, self.Ntheta, rng, **self.ranges) for _ in range(N)])
-
-
-def _check_range(name: str, r: tuple[float, float]) -> tuple[float, float]:
-    if len(r) != 2 or not r[0] <= r[1]:
-        raise ValueError(f"{name} must be a range (low, high) with low <= high, got {r!r}")
-    return float(r[0]), float(r[1])
 
 
 def random_forcing_params(N: int, rng: np.random.Generator,
