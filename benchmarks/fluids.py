@@ -42,7 +42,6 @@ import torch
 from tabulate import tabulate
 
 import dafilters as daf
-from dafilters.filters.learned import load_filter
 from mods.Kolmogorov import as_fields, xiao2026
 
 #: Small networks and budgets of ``--tiny`` (a check that the script runs, not a benchmark).
@@ -55,14 +54,7 @@ def trained_ldensf(hmm, args) -> daf.LDEnSF:
     extra = TINY_LDENSF if args.tiny else dict(n_traj=args.n_traj, latent_dim=args.latent_dim)
     flt = daf.LDEnSF(N=args.N, steps=args.steps, minutes=args.minutes, device=args.device, **extra)
     path = Path(args.models_dir) / f"ldensf-kolmogorov-n{args.n}{'-tiny' if args.tiny else ''}.pt"
-    if path.exists():
-        old = load_filter(path, device=args.device)
-        if old.matches(hmm) and old.name == flt.name:
-            return old
-    flt.fit(hmm, progress=True, cache_dir=args.cache_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    flt.save(path)
-    return flt
+    return flt.fit_cached(hmm, path, progress=True, cache_dir=args.cache_dir)
 
 
 class HookTimer:

@@ -40,16 +40,9 @@ LETKF_BASELINE = {10: (1.050, 1.37), 20: (1.054, 2.71)}
 
 
 def trained_mnmef(hmm, N: int, minutes: float, path: Path, device: str, pretrained=None):
-    """Load the model at ``path`` if it was trained for ``hmm`` with these settings, else train."""
-    flt = daf.MNMEF(N=N, minutes=minutes, device=device)
-    if path.exists():
-        old = load_filter(path, device=device)
-        if old.matches(hmm) and old.name == flt.name:
-            return old
-    flt.fit(hmm, pretrained=pretrained, progress=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    flt.save(path)
-    return flt
+    """The MNMEF at ``path`` if it was trained for ``hmm`` with these settings, else trained now."""
+    return daf.MNMEF(N=N, minutes=minutes, device=device).fit_cached(hmm, path, pretrained=pretrained,
+                                                                       progress=True)
 
 
 def mnmef_part(args) -> None:

@@ -35,23 +35,10 @@ import torch
 from tabulate import tabulate
 
 import dafilters as daf
-from dafilters.filters.learned import load_filter
 from dafilters.multimodal import regrid_matrix
 
 TINY = dict(slams=dict(latent_dim=8, ae_width=32, width=32, depth=2, n_traj=2, epochs=2, steps=4),
             sda=dict(width=32, depth=2, n_traj=1, epochs=2, steps=4, window=9))
-
-
-def trained(flt: daf.Filter, hmm: daf.HMM, path: Path, progress: bool = True) -> daf.Filter:
-    """Load ``path`` if it holds this filter trained for ``hmm``, else train and save it."""
-    if path.exists():
-        old = load_filter(path, device=getattr(flt, "device", None))
-        if old.matches(hmm) and old.name == flt.name:
-            return old
-    flt.fit(hmm, progress=progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    flt.save(path)
-    return flt
 
 
 def run(flt: daf.Filter, hmm: daf.HMM, seed: int, plot_ko: int | None) -> dict:
@@ -100,10 +87,10 @@ def part(name: str, args) -> list[dict]:
     tiny = "-tiny" if args.tiny else ""
     slams_kw = TINY["slams"] if args.tiny else dict(n_traj=args.n_traj)
     sda_kw = TINY["sda"] if args.tiny else dict(n_traj=args.sda_n_traj)
-    slams = trained(daf.SLAMS(N=args.N, minutes=args.slams_minutes, device=args.device, **slams_kw),
-                    train_hmm, models / f"slams-{name}{tiny}.pt")
-    sda = trained(daf.SDA(N=args.N, minutes=args.sda_minutes, device=args.device, **sda_kw),
-                  train_hmm, models / f"sda-{name}{tiny}.pt")
+    slams = daf.SLAMS(N=args.N, minutes=args.slams_minutes, device=args.device, **slams_kw).fit_cached(
+        train_hmm, models / f"slams-{name}{tiny}.pt", progress=True)
+    sda = daf.SDA(N=args.N, minutes=args.sda_minutes, device=args.device, **sda_kw).fit_cached(
+        train_hmm, models / f"sda-{name}{tiny}.pt", progress=True)
     sets = {"+".join(mods): mods, **{m: (m,) for m in mods}}
     entries = []
     for label, keep in sets.items():

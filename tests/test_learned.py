@@ -128,6 +128,18 @@ def test_fit_save_load_assimilate(tmp_path):
         Filter.load(tmp_path / "junk.pt")
 
 
+def test_fit_cached_trains_once_then_reads(tmp_path):
+    path = tmp_path / "models" / "shift.pt"
+    a = LearnedShift(N=20).fit_cached(HMM, path, n_traj=2)
+    assert path.exists() and a.matches(HMM)
+    b = LearnedShift(N=20).fit_cached(HMM, path)  # read back, not trained again
+    assert b is not a and b.training == a.training and b.spec == a.spec
+    c = LearnedShift(N=10).fit_cached(HMM, path, n_traj=2)  # other settings: trained, file replaced
+    assert c.N == 10 and Filter.load(path).N == 10
+    other = LinearGauss.build(Nx=7, Ko=20)
+    assert LearnedShift(N=10).fit_cached(other, path, n_traj=2).matches(other)  # other HMM: trained
+
+
 def test_experiments_train_once_and_reuse(tmp_path, monkeypatch):
     calls = []
     orig = LearnedShift.train

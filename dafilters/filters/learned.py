@@ -19,6 +19,7 @@ import importlib
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from ..hmm import HMM
@@ -70,6 +71,20 @@ class LearnedFilter(Filter):
         summary = self.train(hmm, **kwargs)
         self.training = {"seconds": time.perf_counter() - start,
                          "device": str(getattr(self, "device", "cpu")), **(summary or {})}
+        return self
+
+    def fit_cached(self, hmm: HMM, path: str | os.PathLike, **kwargs) -> LearnedFilter:
+        """This filter trained for ``hmm``: read from ``path`` if the file holds the same filter
+        (same settings, hence the same name) trained on exactly this HMM, else trained now
+        (``kwargs`` go to :meth:`fit`) and saved at ``path``."""
+        path = Path(path)
+        if path.exists():
+            old = load_filter(path, device=getattr(self, "device", None))
+            if old.matches(hmm) and old.name == self.name:
+                return old
+        self.fit(hmm, **kwargs)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.save(path)
         return self
 
     def check_hmm(self, hmm: HMM) -> None:
