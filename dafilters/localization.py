@@ -23,11 +23,17 @@ TAPERS = ("GC", "Step", "Gauss")
 GC_SCALE = 1.82
 
 
+def as_points(a: np.ndarray) -> np.ndarray:
+    """Coordinates as ``(n, d)`` floats: ``(n,)`` becomes ``(n, 1)``; an empty set stays empty
+    (``(0,)`` -> ``(0, 1)``, ``(0, d)`` as it is)."""
+    a = np.asarray(a, dtype=float)
+    return a.reshape(len(a), -1) if a.size else a.reshape(len(a), a.shape[1] if a.ndim > 1 else 1)
+
+
 def pairwise_distances(A: np.ndarray, B: np.ndarray, domain: np.ndarray | None = None) -> np.ndarray:
     """Euclidean distances ``(n, m)`` between points ``A`` ``(n, d)`` and ``B`` ``(m, d)``; along
     each axis with a ``domain`` length the shorter way round the periodic domain is used."""
-    A = np.asarray(A, dtype=float).reshape(len(A), -1)
-    B = np.asarray(B, dtype=float).reshape(len(B), -1)
+    A, B = as_points(A), as_points(B)
     D = np.abs(A[:, None, :] - B[None, :, :])
     if domain is not None:
         L = np.broadcast_to(np.asarray(domain, dtype=float), (A.shape[1],))
@@ -94,8 +100,7 @@ def local_observations(state_xy: np.ndarray, obs_xy: np.ndarray, domain, radius:
         ``B = ceil(Nx / batch)`` domains, where ``L`` is the largest local count; padding entries
         have ``coeff == 0`` (they do not act).
     """
-    state_xy = np.asarray(state_xy, dtype=float).reshape(len(state_xy), -1)
-    obs_xy = np.asarray(obs_xy, dtype=float).reshape(len(obs_xy), -1)
+    state_xy, obs_xy = as_points(state_xy), as_points(obs_xy)
     Nx, Ny = len(state_xy), len(obs_xy)
     if not (isinstance(batch, (int, np.integer)) and batch >= 1):
         raise ValueError(f"localization batch must be a positive integer, got {batch!r}")

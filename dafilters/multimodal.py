@@ -31,6 +31,7 @@ import numpy as np
 
 from .gaussian import Covariance
 from .hmm import Observation, is_torch
+from .localization import as_points
 from .observations import AvgPoolObs
 
 __all__ = ["Modality", "MultiObs", "BlockMeanObs", "stack_noise", "regrid_matrix"]
@@ -221,7 +222,7 @@ class MultiObs(Observation):
     def locations(self, ko: int, coords: np.ndarray) -> np.ndarray:
         names = self.present(ko)
         if not names:
-            return np.zeros((0, np.asarray(coords).reshape(len(coords), -1).shape[1]))
+            return np.zeros((0, as_points(coords).shape[1]))
         return np.vstack([self.modalities[n].obs.locations(ko, coords) for n in names])
 
     def grad_loglik(self, y, X, ko: int):

@@ -11,6 +11,9 @@ def test_periodic_distances():
     D2 = pairwise_distances(np.array([[0.0, 0.0]]), np.array([[7.0, 9.0]]), domain=(8, 10))
     np.testing.assert_allclose(D2, [[np.sqrt(2)]])
     assert pairwise_distances(A, A)[0, 2] == 9  # not periodic
+    assert pairwise_distances(A, np.zeros((0,))).shape == (3, 0)  # no observations
+    idx, coeff = local_observations(np.zeros((4, 2)), np.zeros((0, 2)), None, 1.0)
+    assert idx.shape == coeff.shape == (4, 0)
 
 
 def test_gaspari_cohn_shape():

@@ -115,3 +115,18 @@ def test_letkf_gains_from_the_second_modality():
         stats = daf.LETKF(N=20, infl=1.04, loc_rad=4).assimilate(hmm, xx, yy, seed=2)
         rmse[name] = stats.averages()["rmse.a"]
     assert rmse["both"] < rmse["sparse"]
+
+
+@pytest.mark.parametrize("flt", [daf.EnKF("Sqrt", N=10, infl=1.02), daf.EnKF("PertObs", N=10, infl=1.02, loc_rad=4),
+                                 daf.LETKF(N=10, infl=1.04, loc_rad=4), daf.PartFilt(N=100, reg=1.0),
+                                 daf.EnSF(N=10)])
+def test_filters_pass_over_times_without_any_observation(flt):
+    """Where no modality is observed (y of size 0) the analysis leaves the forecast unchanged."""
+    base = qu2024.build(Ko=19)
+    obs = MultiObs({name: Modality(base.obs[name], every=2, offset=0) for name in base.obs.names})
+    hmm = base.replace(obs=obs)
+    xx, yy = hmm.simulate(1)
+    assert [len(y) for y in yy[:3]] == [20, 0, 20]
+    stats = flt.assimilate(hmm, xx, yy, seed=1)
+    assert stats.error is None and np.isfinite(stats.averages()["rmse.a"])
+    assert stats.series["rmse.a"][1] == stats.series["rmse.f"][1]

@@ -7,7 +7,7 @@ A filter is a dataclass whose fields are its hyper-parameters. It implements a f
     for ko, k in enumerate(kko):                 # observation times
         state = forecast(state, ctx, k_prev, k)  # model steps k_prev -> k
         stats.assess(ko, "f", estimate(state))
-        state = analysis(state, yy[ko], ko, ctx)
+        state = analysis(state, yy[ko], ko, ctx)  # unless y is empty (skip_empty_analysis)
         stats.assess(ko, "a", estimate(state))
 
 ``state`` is whatever the method carries: an ensemble ``(N, Nx)`` for ensemble filters, a
@@ -93,6 +93,11 @@ class Filter:
 
     #: Hook for learned filters: fields listed here are settings, not table columns.
     non_hyper: ClassVar[tuple[str, ...]] = ()
+    #: At an observation time with nothing observed (``y`` of size 0, e.g. a
+    #: :class:`~dafilters.multimodal.MultiObs` with no modality present) the analysis is the
+    #: forecast and :meth:`analysis` is not called. Filters that keep a history of every
+    #: observation time (sliding windows, recurrent encoders) set this to False and see empty ``y``.
+    skip_empty_analysis: ClassVar[bool] = True
 
     # -- hooks ---------------------------------------------------------------------------------
     def initialize(self, ctx: Context) -> Any:
@@ -175,7 +180,8 @@ class Filter:
                 for ko, kobs in enumerate(tseq.kko):
                     state = self.forecast(state, ctx, k, kobs)
                     stats.assess(ko, "f", self.estimate(state))
-                    state = self.analysis(state, yy[ko], ko, ctx)
+                    if len(yy[ko]) or not self.skip_empty_analysis:
+                        state = self.analysis(state, yy[ko], ko, ctx)
                     stats.assess(ko, "a", self.estimate(state))
                     k = kobs
                     if ko % every == 0:

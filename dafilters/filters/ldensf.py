@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -255,6 +255,8 @@ class LDEnSF(LearnedFilter):
             stages together (70% / 30%; the simulation comes on top).
         seed: seeds networks, data and batches. device: torch device.
     """
+
+    skip_empty_analysis: ClassVar[bool] = False  # every observation time enters its history
 
     N: int = 20
     eps_a: float = field(default=0.5, metadata={"space": ("log", 1e-3, 1.0)})

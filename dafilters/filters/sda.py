@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -200,6 +200,8 @@ class SDA(LearnedFilter):
         lr_stages: training stages, the learning rate divided by 10 from one to the next.
         device: torch device.
     """
+
+    skip_empty_analysis: ClassVar[bool] = False  # every observation time enters its history
 
     N: int = 64
     k: int = 4

@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -212,6 +212,8 @@ class SLAMS(LearnedFilter):
         n_traj, epochs, batch_size, lr, minutes: training (``ae_share`` of the time for the
             autoencoder, the rest for the denoiser). seed, device.
     """
+
+    skip_empty_analysis: ClassVar[bool] = False  # every observation time enters its history
 
     N: int = 32
     k: int = 1
