@@ -117,7 +117,8 @@ def test_letkf_gains_from_the_second_modality():
     assert rmse["both"] < rmse["sparse"]
 
 
-@pytest.mark.parametrize("flt", [daf.EnKF("Sqrt", N=10, infl=1.02), daf.EnKF("PertObs", N=10, infl=1.02, loc_rad=4),
+@pytest.mark.parametrize("flt", [daf.EnKF("Sqrt", N=10, infl=1.02),
+                                 daf.EnKF("PertObs", N=10, infl=1.02, loc_rad=4),
                                  daf.LETKF(N=10, infl=1.04, loc_rad=4), daf.PartFilt(N=100, reg=1.0),
                                  daf.EnSF(N=10)])
 def test_filters_pass_over_times_without_any_observation(flt):

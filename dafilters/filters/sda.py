@@ -41,6 +41,7 @@ learning rate divided by 10 for the last third of the time.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -55,7 +56,7 @@ from .base import Context, check_ensemble_size, check_positive
 from .learned import LearnedFilter
 
 __all__ = ["SDA", "LocalDenoiser", "schedule", "compose_windows", "guided_sample", "denoising_loss",
-           "dsm_loss", "standardisation"]
+           "dsm_objective", "dsm_loss", "standardisation"]
 
 
 #: :math:`\mu_1`: the signal left at ``t = 1`` (the angle of the schedule is :math:`\arccos \mu_1`).
@@ -108,6 +109,25 @@ def dsm_loss(net: nn.Module, w: torch.Tensor, gen: torch.Generator) -> torch.Ten
     t = torch.rand(w.shape[0], generator=gen).to(w.device)
     eps = torch.randn(w.shape, generator=gen).to(w.device)
     return denoising_loss(net, w, t, eps)
+
+
+def dsm_objective(net: nn.Module, w_val: torch.Tensor, gen: torch.Generator, device: str
+                  ) -> tuple[Callable[[Sequence[torch.Tensor]], torch.Tensor], tuple[torch.Tensor, ...]]:
+    r"""The denoising objective for :func:`~dafilters.nn.training.fit_model`: a loss of training
+    batches ``(w,)`` (:func:`dsm_loss`, fresh levels and noises) and of validation batches
+    ``(w, t, eps)``, with the validation set ``(w_val, t_val, eps_val)`` whose levels ``(V,)`` and
+    noises (the shape of ``w_val``) are drawn here once from ``gen``, so that the validation loss
+    driving early stopping is a deterministic function of the weights."""
+    t_val = torch.rand(len(w_val), generator=gen)
+    eps_val = torch.randn(w_val.shape, generator=gen)
+
+    def loss_fn(batch: Sequence[torch.Tensor]) -> torch.Tensor:
+        if len(batch) == 1:
+            return dsm_loss(net, batch[0].to(device), gen)
+        w, t, eps = (b.to(device) for b in batch)
+        return denoising_loss(net, w, t, eps)
+
+    return loss_fn, (w_val, t_val, eps_val)
 
 
 def standardisation(spec: dict[str, Any], device: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -257,18 +277,10 @@ class SDA(LearnedFilter):
         itr, ival = split(len(W), 0.05, np.random.default_rng(self.seed))
         net = self.nets["denoiser"]
         gen = torch.Generator().manual_seed(self.seed)
-        t_val = torch.rand(len(ival), generator=gen)
-        eps_val = torch.randn(W[ival].shape, generator=gen)
-
-        def loss_fn(batch):
-            if len(batch) == 1:
-                return dsm_loss(net, batch[0].to(self.device), gen)
-            w, t, eps = (b.to(self.device) for b in batch)  # validation: fixed levels and noises
-            return denoising_loss(net, w, t, eps)
-
+        loss_fn, val = dsm_objective(net, W[ival], gen, self.device)
         cfg = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                           patience=self.patience, seed=self.seed, progress=progress)
-        hist = fit_in_stages([net], loss_fn, (W[itr],), (W[ival], t_val, eps_val), cfg, self.lr_stages,
+        hist = fit_in_stages([net], loss_fn, (W[itr],), val, cfg, self.lr_stages,
                              60 * self.minutes)
         return {"train_loss": hist.train, "val_loss": hist.val, "best_epoch": hist.best_epoch,
                 "stopped": hist.stopped,

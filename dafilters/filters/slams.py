@@ -71,7 +71,7 @@ from ..nn.nets import MLP, small_problem_threads, torch_threads
 from ..nn.training import TrainConfig, fit_model
 from .base import Context, check_ensemble_size, check_positive
 from .learned import LearnedFilter, hmm_spec
-from .sda import LocalDenoiser, compose_windows, dsm_loss, guided_sample, standardisation
+from .sda import LocalDenoiser, compose_windows, dsm_objective, guided_sample, standardisation
 
 __all__ = ["SLAMS", "MLPAutoencoder", "ConvAutoencoder", "modalities_of", "encoder_input",
            "latent_loglik"]
@@ -392,7 +392,8 @@ class SLAMS(LearnedFilter):
         cfg2 = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, patience=20,
                            seed=self.seed, progress=progress,
                            max_seconds=max(1.0, seconds - h_ae.seconds))
-        h_den = fit_model([den], lambda b: dsm_loss(den, b[0].to(dev), gen), (W[wtr],), (W[wval],), cfg2)
+        den_loss, val = dsm_objective(den, W[wval], gen, dev)  # validation noise drawn once
+        h_den = fit_model([den], den_loss, (W[wtr],), val, cfg2)
         return {"train_loss": h_den.train, "val_loss": h_den.val, "ae_train_loss": h_ae.train,
                 "ae_val_loss": h_ae.val, "stopped": f"ae: {h_ae.stopped}; denoiser: {h_den.stopped}",
                 "best_epoch": h_den.best_epoch, "windows": len(W), "latent_dim": ae.latent_dim}
