@@ -91,11 +91,14 @@ def test_tiny_training_save_load_fine_tune(hmm, tmp_path):
         loaded.assimilate(other, *other.simulate(0))
     # fine-tuning at another N: the set summary stays as pretrained, the heads move
     fine = MNMEF(N=12, **kw).fit(hmm, pretrained=loaded, progress=False)
-    assert fine.training["fine_tuned"]
+    assert fine.training["fine_tuned"] and fine.training["summary_frozen"]
     for p, q in zip(fine.nets["summary"].parameters(), loaded.nets["summary"].parameters()):
         assert torch.equal(p, q)
     assert not torch.equal(fine.nets["heads"].loc.weight, loaded.nets["heads"].loc.weight)
     assert np.isfinite(fine.assimilate(hmm, xx, yy, seed=3).averages()["rmse.a"])
+    full = MNMEF(N=12, **kw).fit(hmm, pretrained=loaded, freeze_summary=False, progress=False)
+    assert not full.training["summary_frozen"]
+    assert not torch.equal(full.nets["summary"].embed[0].weight, loaded.nets["summary"].embed[0].weight)
 
 
 def test_spun_up_ensembles_run_the_filter_along_the_trajectory(hmm):

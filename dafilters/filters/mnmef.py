@@ -287,14 +287,16 @@ class MNMEF(LearnedFilter):
         return Ea[0].double().cpu().numpy()
 
     # -- training ---------------------------------------------------------------------------
-    def fit(self, hmm: HMM, pretrained: MNMEF | None = None, **kwargs) -> MNMEF:
+    def fit(self, hmm: HMM, pretrained: MNMEF | None = None, freeze_summary: bool = True,
+            **kwargs) -> MNMEF:
         """Train for ``hmm``; with ``pretrained`` (an MNMEF trained on the same HMM, e.g. at
-        another ``N``), start from its weights and fine-tune with the set summary frozen."""
-        self._pretrained = pretrained
+        another ``N``), start from its weights and fine-tune, with the set summary frozen
+        (``freeze_summary=True``, the paper's recipe) or all weights trained."""
+        self._pretrained, self._freeze = pretrained, freeze_summary
         try:
             return super().fit(hmm, **kwargs)
         finally:
-            del self._pretrained
+            del self._pretrained, self._freeze
 
     def train(self, hmm: HMM, progress: bool | None = None, cache_dir=None) -> dict[str, Any]:
         """Unrolled training on windows of simulated trajectories (see the module docstring)."""
@@ -311,7 +313,7 @@ class MNMEF(LearnedFilter):
                 raise ValueError(f"the pretrained MNMEF was trained for {pre.spec['name']}, not {hmm.name}")
             for name, net in self.nets.items():
                 net.load_state_dict(pre.nets[name].state_dict())
-            frozen = list(self.nets["summary"].parameters())
+            frozen = list(self.nets["summary"].parameters()) if getattr(self, "_freeze", True) else []
             for p in frozen:
                 p.requires_grad_(False)
         xx, yy = simulate_trajectories(hmm, self.n_traj, seed=self.seed, cache_dir=cache_dir)
@@ -378,4 +380,5 @@ class MNMEF(LearnedFilter):
         for p in frozen:
             p.requires_grad_(True)
         return {"train_loss": hist.train, "val_loss": hist.val, "best_epoch": hist.best_epoch,
-                "stopped": hist.stopped, "windows": len(data[0]), "fine_tuned": pre is not None}
+                "stopped": hist.stopped, "windows": len(data[0]), "fine_tuned": pre is not None,
+                "summary_frozen": bool(frozen)}
