@@ -60,12 +60,29 @@ def test_update_is_permutation_equivariant(hmm):
     flt.spec = flt.spec_for(hmm)
     flt.nets = flt.build(flt.spec)
     with torch.no_grad():
-        flt.nets["heads"].gate.fill_(0.3)  # the correction term acts too
+        torch.nn.init.normal_(flt.nets["heads"].corr[-1].weight, std=0.1)  # the correction acts too
     E, y, xi_o, xi_a = inputs(hmm, N, seed=1)
     perm = np.random.default_rng(2).permutation(N)
     a = run_update(flt, hmm, E, y, xi_o, xi_a)
     b = run_update(flt, hmm, E[perm], y, xi_o[perm], xi_a[perm])
     np.testing.assert_allclose(b, a[perm], atol=1e-9)
+
+
+def test_untrained_correction_is_zero_and_receives_gradients(hmm):
+    """The correction starts at zero (an untrained MNMEF is a localized PertObs EnKF) without
+    blocking its own gradients (a zero gate in front of a random MLP would)."""
+    N = 8
+    flt = MNMEF(N=N)
+    flt.spec = flt.spec_for(hmm)
+    flt.nets = flt.build(flt.spec)
+    E, y, xi_o, xi_a = (torch.as_tensor(a, dtype=torch.float32)[None] for a in inputs(hmm, N))
+    bxy, byy, r_std = flt._setup(hmm, 0, {})
+    H, s = flt.nets["summary"](torch.randn(1, N, hmm.Nx + len(y[0])))
+    assert not flt.nets["heads"](H, s)[3].any()
+    Ea = mnmef_update(flt.nets, E, y, lambda X: hmm.obs.h_torch(X, 0), r_std, bxy, byy,
+                      flt.spec["scale"], xi_o, xi_a)
+    Ea.mean(1).pow(2).sum().backward()
+    assert flt.nets["heads"].corr[-1].weight.grad.abs().sum() > 0
 
 
 def test_distance_bins_on_the_ring():

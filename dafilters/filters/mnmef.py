@@ -20,7 +20,9 @@ observations :math:`h(x_n)` and the observation :math:`y`:
 
    .. math:: x^a_n = x_n + K (y - D_n - h(x_n)) + g\, \mathrm{MLP}([H_n, s]),
 
-   with the gate :math:`g` starting at 0, so an untrained MNMEF is a localized PertObs EnKF.
+   where the MLP's last layer starts at zero (and the gate :math:`g` at 1), so an untrained
+   MNMEF is a localized PertObs EnKF whose correction still receives gradients (a gate starting
+   at 0 in front of a random MLP blocks them: trained that way, the gate stayed near 0).
 
 Training (:meth:`MNMEF.train`) unrolls the filter through the model in torch
 (``Dynamics.step_torch``) over windows of a simulated trajectory and minimises the mean analysis
@@ -80,15 +82,18 @@ class MNMEFHeads(nn.Module):
     """From the summary ``s`` ``(B, d)`` and member features ``H`` ``(B, N, d)``: localization
     weights ``(B, n_bins)``, multiplicative and additive inflation ``(B,)``, and increment
     corrections ``(B, N, Nx)``. Initialised to a Gaspari–Cohn localization of radius
-    ``loc_init`` (in bins), inflation 1.05, no additive inflation and no correction."""
+    ``loc_init`` (in bins), inflation 1.05, no additive inflation and no correction (the
+    correction's last layer is zero, the gate 1)."""
 
     def __init__(self, d: int, n_bins: int, Nx: int, loc_init: float, bin_width: float):
         super().__init__()
         self.loc = nn.Linear(d, n_bins)
         self.infl = nn.Linear(d, 2)
         self.corr = nn.Sequential(nn.Linear(2 * d, d), nn.SiLU(), nn.Linear(d, Nx))
-        self.gate = nn.Parameter(torch.zeros(()))
+        self.gate = nn.Parameter(torch.ones(()))
         with torch.no_grad():
+            self.corr[-1].weight.zero_()
+            self.corr[-1].bias.zero_()
             centres = np.arange(n_bins) * bin_width
             rho0 = np.clip(gaspari_cohn(centres / (1.82 * loc_init)), 1e-3, 1 - 1e-3)
             rho0[0] = 1 - 1e-3
