@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import dafilters as daf
+from dafilters.filters.sda import GridDenoiser, LocalDenoiser
 from dafilters.filters.slams import SLAMS, ConvAutoencoder, encoder_input, latent_loglik
 from mods.Lorenz96 import qu2024
 
@@ -85,6 +86,30 @@ def test_clear_errors(trained):
         flt.assimilate(bigger, *bigger.simulate(0))
     with pytest.raises(RuntimeError, match="not trained"):
         SLAMS(**TINY).assimilate(hmm, *hmm.simulate(0))
+
+
+def test_grid_denoiser_shapes_and_periodic_equivariance():
+    torch.manual_seed(0)
+    net = GridDenoiser((2, 8, 4), k=1, width=8, depth=2)
+    w, t = torch.randn(5, 3, 64), torch.rand(5)
+    out = net(w, t)
+    assert out.shape == (5, 3, 64) and net(w[None], t[None]).shape == (1, 5, 3, 64)
+
+    def roll(v):  # shift every field by (3, 1) cells on its periodic 8 x 4 grid
+        return v.unflatten(-1, (2, 8, 4)).roll((3, 1), (-2, -1)).flatten(-3)
+
+    torch.testing.assert_close(net(roll(w), t), roll(out), rtol=1e-5, atol=1e-5)
+
+
+def test_latent_denoiser_choice():
+    spec = {"Nx": 64, "grid": [8, 8], "modalities": {"coarse": 4}}
+    assert isinstance(SLAMS(latent_channels=2).build(spec)["denoiser"], GridDenoiser)
+    assert isinstance(SLAMS(latent_channels=2, denoiser="mlp").build(spec)["denoiser"], LocalDenoiser)
+    assert isinstance(SLAMS().build({**spec, "grid": None})["denoiser"], LocalDenoiser)
+    with pytest.raises(ValueError, match="needs a 2-D field state"):
+        SLAMS(denoiser="conv").build({**spec, "grid": None})
+    with pytest.raises(ValueError, match="unknown SLAMS denoiser 'unet'"):
+        SLAMS(denoiser="unet")
 
 
 def test_validation():

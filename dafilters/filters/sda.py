@@ -55,8 +55,8 @@ from ..nn.training import TrainConfig, fit_in_stages
 from .base import Context, check_ensemble_size, check_positive
 from .learned import LearnedFilter
 
-__all__ = ["SDA", "LocalDenoiser", "schedule", "compose_windows", "guided_sample", "denoising_loss",
-           "dsm_objective", "dsm_loss", "standardisation"]
+__all__ = ["SDA", "LocalDenoiser", "GridDenoiser", "schedule", "compose_windows", "guided_sample",
+           "denoising_loss", "dsm_objective", "dsm_loss", "standardisation"]
 
 
 #: :math:`\mu_1`: the signal left at ``t = 1`` (the angle of the schedule is :math:`\arccos \mu_1`).
@@ -92,6 +92,45 @@ class LocalDenoiser(nn.Module):
         f = t[..., None] * self.freqs
         h = torch.cat([w.flatten(-2), torch.sin(f), torch.cos(f)], -1)
         return self.net(h).unflatten(-1, self.shape)
+
+
+class GridDenoiser(nn.Module):
+    r""":math:`\epsilon_\phi` on windows of ``2k+1`` fields on a periodic grid, each field
+    ``channels x n0 x n1`` flattened: ``(..., 2k+1, channels*n0*n1)`` and levels ``t`` ``(...,)``
+    -> the same shape. A residual CNN (circular padding) over the ``(2k+1)*channels`` stacked
+    channels: ``depth`` blocks :math:`h \leftarrow h + c_2(\sigma(c_1(\sigma(h)) + e_b(t)))` of
+    ``width`` channels, :math:`e_b` a per-block linear map of a shared embedding of Fourier
+    features of ``t``. Unlike :class:`LocalDenoiser` (an MLP through ``width`` units, rank-limited
+    for wide windows), it is local in space and its cost does not grow with the grid's size
+    squared."""
+
+    def __init__(self, grid: tuple[int, int, int], k: int, width: int = 48, depth: int = 3,
+                 n_freq: int = 8):
+        super().__init__()
+        self.grid = tuple(int(g) for g in grid)  # (channels, n0, n1)
+        c = (2 * k + 1) * self.grid[0]
+        self.shape = (2 * k + 1, math.prod(self.grid))
+
+        def conv(a: int, b: int) -> nn.Conv2d:
+            return nn.Conv2d(a, b, 3, padding=1, padding_mode="circular")
+
+        self.register_buffer("freqs", math.pi * 2.0 ** torch.arange(n_freq, dtype=torch.float32))
+        self.embed = nn.Sequential(nn.Linear(2 * n_freq, width), nn.SiLU(), nn.Linear(width, width))
+        self.inp, self.out = conv(c, width), conv(width, c)
+        self.c1 = nn.ModuleList(conv(width, width) for _ in range(depth))
+        self.c2 = nn.ModuleList(conv(width, width) for _ in range(depth))
+        self.tb = nn.ModuleList(nn.Linear(width, width) for _ in range(depth))
+
+    def forward(self, w: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        lead = w.shape[:-2]
+        c0, n0, n1 = self.grid
+        h = self.inp(w.reshape(-1, self.shape[0] * c0, n0, n1))
+        f = t.reshape(-1, 1) * self.freqs
+        e = self.embed(torch.cat([torch.sin(f), torch.cos(f)], -1))
+        act = nn.functional.silu
+        for c1, c2, tb in zip(self.c1, self.c2, self.tb):
+            h = h + c2(act(c1(act(h)) + tb(e)[:, :, None, None]))
+        return self.out(act(h)).reshape(*lead, *self.shape)
 
 
 def denoising_loss(net: nn.Module, w: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
