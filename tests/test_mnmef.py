@@ -171,6 +171,8 @@ def test_clear_errors():
         MNMEF(N=2)
     with pytest.raises(ValueError, match="lr_stages"):
         MNMEF(lr_stages=0)
+    with pytest.raises(ValueError, match="detach_every must be >= 0"):
+        MNMEF(detach_every=-1)
     l96 = bach2025.build(sigma=1.0, Ko=119)
     with pytest.raises(ValueError, match="no training window starts after skip=200"):
         MNMEF(N=5, n_traj=1, window=6, warmup=2, epochs=1, skip=200).fit(l96, progress=False)
