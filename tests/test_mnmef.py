@@ -96,7 +96,8 @@ def test_tiny_training_save_load_fine_tune(hmm, tmp_path):
     kw = dict(n_traj=1, window=6, warmup=2, stride=6, epochs=2, batch_size=4, d_model=16, heads=2)
     flt = MNMEF(N=8, **kw).fit(hmm, progress=False)
     tr = flt.training
-    assert len(tr["train_loss"]) == 2 and np.isfinite(tr["train_loss"]).all() and tr["device"] == "cpu"
+    assert len(tr["train_loss"]) == 4 and np.isfinite(tr["train_loss"]).all() and tr["device"] == "cpu"
+    assert len(tr["round_val_loss"]) == 2  # two spin-up rounds of two epochs
     xx, yy = hmm.simulate(seed=3)
     a = flt.assimilate(hmm, xx, yy, seed=3).averages()
     assert np.isfinite(a["rmse.a"])
@@ -173,6 +174,8 @@ def test_clear_errors():
         MNMEF(lr_stages=0)
     with pytest.raises(ValueError, match="detach_every must be >= 0"):
         MNMEF(detach_every=-1)
+    with pytest.raises(ValueError, match="spinup_rounds must be >= 1"):
+        MNMEF(spinup_rounds=0)
     l96 = bach2025.build(sigma=1.0, Ko=119)
     with pytest.raises(ValueError, match="no training window starts after skip=200"):
         MNMEF(N=5, n_traj=1, window=6, warmup=2, epochs=1, skip=200).fit(l96, progress=False)

@@ -39,6 +39,7 @@ another with the set summary frozen (``fit(hmm, pretrained=...)``).
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -202,6 +203,9 @@ class MNMEF(LearnedFilter):
             each training trajectory, or of each window with ``spinup=False``).
         spinup: start windows from spun-up filter ensembles (see the module docstring), skipping
             windows that start in the first ``skip`` cycles.
+        spinup_rounds: training rounds; each spins the training ensembles up again with the
+            filter as trained so far (its windows then start where the trained filter's own runs
+            are, not where the untrained filter's were), and gets an equal share of the time left.
         detach_every: gradients flow back through at most this many cycles (the ensemble is
             detached every ``detach_every`` cycles of a window; 0: through the whole window).
             Through 20 cycles (3 time units, about 5 Lyapunov times of L96) the gradients are
@@ -225,6 +229,7 @@ class MNMEF(LearnedFilter):
     spinup: bool = True
     skip: int = 50
     detach_every: int = 5
+    spinup_rounds: int = 2
     epochs: int = 100
     batch_size: int = 16
     lr: float = 1e-3
@@ -240,6 +245,8 @@ class MNMEF(LearnedFilter):
         if not 0 <= self.warmup < self.window:
             raise ValueError(f"need 0 <= warmup < window, got warmup={self.warmup}, window={self.window}")
         check_positive(self, "bin_width", "loc_init", "init_spread", "lr", "lr_stages", "minutes")
+        if self.spinup_rounds < 1:
+            raise ValueError(f"spinup_rounds must be >= 1, got {self.spinup_rounds}")
         if self.detach_every < 0:
             raise ValueError(f"detach_every must be >= 0 (0: no truncation), got {self.detach_every}")
 
@@ -345,27 +352,33 @@ class MNMEF(LearnedFilter):
 
         X = torch.as_tensor(windows(xo, W + 1, self.stride), dtype=torch.float32)  # truth, ko0..ko0+W
         Yw = torch.as_tensor(windows(yy, W + 1, self.stride), dtype=torch.float32)
-        E0 = X[:, 0, None] + self.init_spread * torch.randn(len(X), self.N, hmm.Nx, generator=gen)
-        data = [X, Yw, E0]
-        if self.spinup:
-            for net in self.nets.values():
-                net.eval()
-            ens = spun_up_ensembles(self.nets, torch.as_tensor(xo, dtype=torch.float32),
-                                    torch.as_tensor(yy, dtype=torch.float32), self.N, forecast, h,
-                                    r_std, bxy, byy, scale, self.init_spread, gen)
-            E0 = windows(ens.numpy(), W + 1, self.stride)[:, 0]  # (n_windows, N, Nx)
-            starts = np.tile(np.arange(0, xo.shape[1] - W, self.stride), len(xo))
-            keep = starts >= self.skip
-            if not keep.any():
-                raise ValueError(f"no training window starts after skip={self.skip} cycles: the "
-                                 f"trajectories have {xo.shape[1] - 1} cycles")
-            data = [X[keep], Yw[keep], torch.as_tensor(E0[keep])]
-        itr, ival = split(len(data[0]), 0.1, np.random.default_rng(self.seed))
-        # validation draws its perturbations once: its loss (early stopping, best state) is then a
-        # function of the weights only, not of fresh noise at every epoch
-        n_val, Ny = len(ival), Yw.shape[-1]
-        val = [d[ival] for d in data] + [torch.randn(n_val, W, self.N, Ny, generator=gen),
-                                         torch.randn(n_val, W, self.N, hmm.Nx, generator=gen)]
+        n_val, Ny = None, Yw.shape[-1]
+
+        def training_data() -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+            """(train, validation) windows ``[truth, obs, E0]`` (validation: + fixed draws)."""
+            nonlocal n_val
+            E0 = X[:, 0, None] + self.init_spread * torch.randn(len(X), self.N, hmm.Nx, generator=gen)
+            data = [X, Yw, E0]
+            if self.spinup:
+                for net in self.nets.values():
+                    net.eval()
+                ens = spun_up_ensembles(self.nets, torch.as_tensor(xo, dtype=torch.float32),
+                                        torch.as_tensor(yy, dtype=torch.float32), self.N, forecast, h,
+                                        r_std, bxy, byy, scale, self.init_spread, gen)
+                E0 = windows(ens.numpy(), W + 1, self.stride)[:, 0]  # (n_windows, N, Nx)
+                starts = np.tile(np.arange(0, xo.shape[1] - W, self.stride), len(xo))
+                keep = starts >= self.skip
+                if not keep.any():
+                    raise ValueError(f"no training window starts after skip={self.skip} cycles: the "
+                                     f"trajectories have {xo.shape[1] - 1} cycles")
+                data = [X[keep], Yw[keep], torch.as_tensor(E0[keep])]
+            itr, ival = split(len(data[0]), 0.1, np.random.default_rng(self.seed))
+            # validation draws its perturbations once: its loss (early stopping, best state) is
+            # then a function of the weights only, not of fresh noise at every epoch
+            n_val = len(ival)
+            val = [d[ival] for d in data] + [torch.randn(n_val, W, self.N, Ny, generator=gen),
+                                             torch.randn(n_val, W, self.N, hmm.Nx, generator=gen)]
+            return [d[itr] for d in data], val
 
         def loss_fn(batch):
             truth, ys, E, *noise = (b.to(self.device) for b in batch)
@@ -387,12 +400,19 @@ class MNMEF(LearnedFilter):
         cfg = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, patience=15,
                           grad_clip=1.0, seed=self.seed, progress=progress)
         modules = list(self.nets.values())
+        rounds = self.spinup_rounds if self.spinup else 1
+        hists, t0 = [], time.perf_counter()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            hist = fit_in_stages(modules, loss_fn, [d[itr] for d in data], val, cfg, self.lr_stages,
-                                 60 * self.minutes)
+            for r in range(rounds):  # each round spins up with the filter as trained so far
+                train, val = training_data()
+                budget = (60 * self.minutes - (time.perf_counter() - t0)) / (rounds - r)
+                hists.append(fit_in_stages(modules, loss_fn, train, val, cfg, self.lr_stages,
+                                           max(1.0, budget)))
         for p in frozen:
             p.requires_grad_(True)
-        return {"train_loss": hist.train, "val_loss": hist.val, "best_epoch": hist.best_epoch,
-                "stopped": hist.stopped, "windows": len(data[0]), "fine_tuned": pre is not None,
-                "summary_frozen": bool(frozen)}
+        last = hists[-1]
+        return {"train_loss": [v for hi in hists for v in hi.train], "val_loss": last.val,
+                "round_val_loss": [min(hi.val) for hi in hists], "best_epoch": last.best_epoch,
+                "stopped": "; ".join(hi.stopped for hi in hists), "windows": len(train[0]) + n_val,
+                "fine_tuned": pre is not None, "summary_frozen": bool(frozen)}
