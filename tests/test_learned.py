@@ -10,7 +10,7 @@ import dafilters as daf
 from dafilters.filters.base import Filter
 from dafilters.filters.enkf import sqrt_update
 from dafilters.filters.learned import LearnedFilter
-from dafilters.nn.data import simulate_trajectories, split, windows
+from dafilters.nn.data import simulate_trajectories, split, time_split, windows
 from dafilters.nn.training import TrainConfig, fit_in_stages, fit_model
 from mods import LinearGauss
 
@@ -71,6 +71,15 @@ def test_windows_and_split(rng):
         windows(series, 7)
     tr, va = split(10, 0.2, rng)
     assert len(va) == 2 and sorted(np.r_[tr, va]) == list(range(10))
+
+
+def test_time_split_keeps_validation_windows_apart():
+    starts = np.tile(np.arange(0, 17, 2), 2)  # windows of 4 times on 2 trajectories of 20 times
+    tr, va = time_split(starts, 4, 20, 0.2)  # validation block: times 16..19
+    assert starts[va].tolist() == [16, 16] and set(starts[tr]) == {0, 2, 4, 6, 8, 10, 12}
+    assert (starts[tr] + 4 <= 16).all()  # no training window reaches into the validation block
+    with pytest.raises(ValueError, match="one side would be empty"):
+        time_split(starts, 4, 20, 0.01)
 
 
 def test_training_loop_learns_early_stops_and_checkpoints(tmp_path):

@@ -49,7 +49,7 @@ from torch import nn
 
 from ..hmm import HMM
 from ..localization import gaspari_cohn, pairwise_distances
-from ..nn.data import simulate_trajectories, split, windows
+from ..nn.data import simulate_trajectories, time_split, windows
 from ..nn.training import TrainConfig, fit_in_stages
 from .base import Context, check_ensemble_size, check_positive
 from .learned import LearnedFilter, hmm_spec
@@ -358,21 +358,24 @@ class MNMEF(LearnedFilter):
             """(train, validation) windows ``[truth, obs, E0]`` (validation: + fixed draws)."""
             nonlocal n_val
             E0 = X[:, 0, None] + self.init_spread * torch.randn(len(X), self.N, hmm.Nx, generator=gen)
-            data = [X, Yw, E0]
+            starts = np.tile(np.arange(0, xo.shape[1] - W, self.stride), len(xo))
+            keep = np.ones(len(X), bool)
             if self.spinup:
                 for net in self.nets.values():
                     net.eval()
                 ens = spun_up_ensembles(self.nets, torch.as_tensor(xo, dtype=torch.float32),
                                         torch.as_tensor(yy, dtype=torch.float32), self.N, forecast, h,
                                         r_std, bxy, byy, scale, self.init_spread, gen)
-                E0 = windows(ens.numpy(), W + 1, self.stride)[:, 0]  # (n_windows, N, Nx)
-                starts = np.tile(np.arange(0, xo.shape[1] - W, self.stride), len(xo))
+                E0 = torch.as_tensor(windows(ens.numpy(), W + 1, self.stride)[:, 0])  # (n_windows, N, Nx)
                 keep = starts >= self.skip
                 if not keep.any():
                     raise ValueError(f"no training window starts after skip={self.skip} cycles: the "
                                      f"trajectories have {xo.shape[1] - 1} cycles")
-                data = [X[keep], Yw[keep], torch.as_tensor(E0[keep])]
-            itr, ival = split(len(data[0]), 0.1, np.random.default_rng(self.seed))
+            # validation: the last tenth of each trajectory (windows overlap, so a random split
+            # would validate on the training data)
+            itr, ival = time_split(starts, W + 1, xo.shape[1], 0.1)
+            itr, ival = itr[keep[itr]], ival[keep[ival]]
+            data = [X, Yw, E0]
             # validation draws its perturbations once: its loss (early stopping, best state) is
             # then a function of the weights only, not of fresh noise at every epoch
             n_val = len(ival)

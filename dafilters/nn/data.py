@@ -136,3 +136,21 @@ def split(n: int, val_fraction: float, rng: np.random.Generator) -> tuple[np.nda
     perm = rng.permutation(n)
     n_val = max(1, int(round(val_fraction * n))) if n > 1 and val_fraction > 0 else 0
     return perm[n_val:], perm[:n_val]
+
+
+def time_split(starts: np.ndarray, length: int, T: int, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Training and validation indices of windows by time, not at random: a window (of ``length``
+    times from ``starts[i]``, on trajectories of ``T`` times) validates if it starts in the last
+    ``val_fraction`` of its trajectory, and trains if it ends before that block; windows across
+    the boundary are left out. Overlapping windows of one trajectory split at random would put
+    nearly the same data on both sides, and a model that memorises the training trajectories would
+    look good on validation."""
+    cut = int(round(T * (1 - val_fraction)))
+    starts = np.asarray(starts)
+    ival = np.flatnonzero(starts >= cut)
+    itr = np.flatnonzero(starts + length <= cut)
+    if not len(ival) or not len(itr):
+        raise ValueError(f"cannot split windows of {length} times on trajectories of {T} times with "
+                         f"val_fraction={val_fraction}: one side would be empty")
+    return itr, ival
+
