@@ -221,7 +221,7 @@ class MNMEF(LearnedFilter):
     heads: int = 4
     bin_width: float = 1.0
     loc_init: float = 3.0
-    n_traj: int = 4
+    n_traj: int = 8
     window: int = 20
     warmup: int = 5
     stride: int = 5
