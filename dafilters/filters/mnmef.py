@@ -28,12 +28,15 @@ Training (:meth:`MNMEF.train`) unrolls the filter through the model in torch
 (``Dynamics.step_torch``) over windows of a simulated trajectory and minimises the mean analysis
 RMSE over the window after a few warm-up cycles (normalised by the climatological spread
 :math:`c`). Windows start from the ensembles of a filter that has already run for a while on the
-same trajectory (the MNMEF as it is before this training, run without gradients through the whole
-trajectory from truth plus noise), so the loss sees the errors of a filter in its
-statistically steady state: ensembles drawn around the truth (``spinup=False``) have errors far
-below the steady state over a short window, and a filter trained on them learns too little
-inflation and too wide a localization. A filter trained at one ``N`` can be fine-tuned for
-another with the set summary frozen (``fit(hmm, pretrained=...)``).
+same trajectory (the MNMEF as it is at the start of a training round, run without gradients
+through the whole trajectory from truth plus noise), so the loss sees the errors of a filter in
+its statistically steady state: ensembles drawn around the truth (``spinup=False``) have errors
+far below the steady state over a short window, and a filter trained on them learns too little
+inflation and too wide a localization. Training runs in rounds (``spinup_rounds``), each
+spinning the windows' ensembles up again with the filter as trained so far; gradients are
+truncated every ``detach_every`` cycles; validation windows are the last tenth of each training
+trajectory. A filter trained at one ``N`` can be fine-tuned for another with the set summary
+frozen (``fit(hmm, pretrained=...)``).
 """
 
 from __future__ import annotations
@@ -209,7 +212,7 @@ class MNMEF(LearnedFilter):
         detach_every: gradients flow back through at most this many cycles (the ensemble is
             detached every ``detach_every`` cycles of a window; 0: through the whole window).
             Through 20 cycles (3 time units, about 5 Lyapunov times of L96) the gradients are
-            dominated by the growth of perturbations and training barely moved the loss.
+            dominated by the growth of perturbations, and the loss barely moved in training.
         epochs, batch_size, lr, minutes: training budget (``minutes`` stops it early).
         lr_stages: training stages, the learning rate divided by 10 from one to the next
             (:func:`~dafilters.nn.training.fit_in_stages`; 2 stages did worse on L96-40 than 1).
@@ -352,11 +355,10 @@ class MNMEF(LearnedFilter):
 
         X = torch.as_tensor(windows(xo, W + 1, self.stride), dtype=torch.float32)  # truth, ko0..ko0+W
         Yw = torch.as_tensor(windows(yy, W + 1, self.stride), dtype=torch.float32)
-        n_val, Ny = None, Yw.shape[-1]
+        Ny = Yw.shape[-1]
 
         def training_data() -> tuple[list[torch.Tensor], list[torch.Tensor]]:
             """(train, validation) windows ``[truth, obs, E0]`` (validation: + fixed draws)."""
-            nonlocal n_val
             E0 = X[:, 0, None] + self.init_spread * torch.randn(len(X), self.N, hmm.Nx, generator=gen)
             starts = np.tile(np.arange(0, xo.shape[1] - W, self.stride), len(xo))
             keep = np.ones(len(X), bool)
@@ -417,5 +419,5 @@ class MNMEF(LearnedFilter):
         last = hists[-1]
         return {"train_loss": [v for hi in hists for v in hi.train], "val_loss": last.val,
                 "round_val_loss": [min(hi.val) for hi in hists], "best_epoch": last.best_epoch,
-                "stopped": "; ".join(hi.stopped for hi in hists), "windows": len(train[0]) + n_val,
+                "stopped": "; ".join(hi.stopped for hi in hists), "windows": len(train[0]) + len(val[0]),
                 "fine_tuned": pre is not None, "summary_frozen": bool(frozen)}
