@@ -100,9 +100,9 @@ class GridDenoiser(nn.Module):
     -> the same shape. A residual CNN (circular padding) over the ``(2k+1)*channels`` stacked
     channels: ``depth`` blocks :math:`h \leftarrow h + c_2(\sigma(c_1(\sigma(h)) + e_b(t)))` of
     ``width`` channels, :math:`e_b` a per-block linear map of a shared embedding of Fourier
-    features of ``t``. Unlike :class:`LocalDenoiser` (an MLP through ``width`` units, rank-limited
-    for wide windows), it is local in space and its cost does not grow with the grid's size
-    squared."""
+    features of ``t``. Unlike :class:`LocalDenoiser` (an MLP through ``width`` units, which cannot
+    carry windows much wider than that), it is local in space, equivariant under periodic shifts,
+    and its parameter count does not depend on the grid's size."""
 
     def __init__(self, grid: tuple[int, int, int], k: int, width: int = 48, depth: int = 3,
                  n_freq: int = 8):
