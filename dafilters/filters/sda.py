@@ -56,7 +56,7 @@ from .base import Context, check_ensemble_size, check_positive
 from .learned import LearnedFilter
 
 __all__ = ["SDA", "LocalDenoiser", "GridDenoiser", "schedule", "compose_windows", "guided_sample",
-           "denoising_loss", "dsm_objective", "dsm_loss", "standardisation"]
+           "denoising_loss", "dsm_objective", "dsm_loss", "standardisation", "check_window"]
 
 
 #: :math:`\mu_1`: the signal left at ``t = 1`` (the angle of the schedule is :math:`\arccos \mu_1`).
@@ -167,6 +167,13 @@ def dsm_objective(net: nn.Module, w_val: torch.Tensor, gen: torch.Generator, dev
         return denoising_loss(net, w, t, eps)
 
     return loss_fn, (w_val, t_val, eps_val)
+
+
+def check_window(k: int, window: int) -> None:
+    """A clear error unless the local windows have ``k >= 1`` and the sampled window holds at
+    least one local window (``window >= 2k+1``)."""
+    if k < 1 or window < 2 * k + 1:
+        raise ValueError(f"need k >= 1 and window >= 2k+1, got k={k}, window={window}")
 
 
 def standardisation(spec: dict[str, Any], device: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -283,8 +290,7 @@ class SDA(LearnedFilter):
 
     def __post_init__(self):
         check_ensemble_size(self.N)
-        if self.k < 1 or self.window < 2 * self.k + 1:
-            raise ValueError(f"need k >= 1 and window >= 2k+1, got k={self.k}, window={self.window}")
+        check_window(self.k, self.window)
         check_positive(self, "gamma", "tau", "lr", "lr_stages", "minutes")
 
     # -- networks and data ---------------------------------------------------------------------

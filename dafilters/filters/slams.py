@@ -71,7 +71,15 @@ from ..nn.nets import MLP, small_problem_threads, torch_threads
 from ..nn.training import TrainConfig, fit_model
 from .base import Context, check_ensemble_size, check_positive
 from .learned import LearnedFilter, hmm_spec
-from .sda import GridDenoiser, LocalDenoiser, compose_windows, dsm_objective, guided_sample, standardisation
+from .sda import (
+    GridDenoiser,
+    LocalDenoiser,
+    check_window,
+    compose_windows,
+    dsm_objective,
+    guided_sample,
+    standardisation,
+)
 
 __all__ = ["SLAMS", "MLPAutoencoder", "ConvAutoencoder", "modalities_of", "encoder_input",
            "latent_loglik"]
@@ -254,8 +262,7 @@ class SLAMS(LearnedFilter):
 
     def __post_init__(self):
         check_ensemble_size(self.N)
-        if self.k < 1 or self.window < 2 * self.k + 1:
-            raise ValueError(f"need k >= 1 and window >= 2k+1, got k={self.k}, window={self.window}")
+        check_window(self.k, self.window)
         check_positive(self, "gamma", "tau", "lr", "minutes", "latent_dim", "latent_channels", "bg_max",
                        "conv_width")
         if self.denoiser not in ("auto", "mlp", "conv"):
