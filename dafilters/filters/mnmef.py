@@ -356,12 +356,19 @@ class MNMEF(LearnedFilter):
         X = torch.as_tensor(windows(xo, W + 1, self.stride), dtype=torch.float32)  # truth, ko0..ko0+W
         Yw = torch.as_tensor(windows(yy, W + 1, self.stride), dtype=torch.float32)
         Ny = Yw.shape[-1]
+        starts = np.tile(np.arange(0, xo.shape[1] - W, self.stride), len(xo))
+        keep = starts >= self.skip if self.spinup else np.ones(len(X), bool)
+        if not keep.any():
+            raise ValueError(f"no training window starts after skip={self.skip} cycles: the "
+                             f"trajectories have {xo.shape[1] - 1} cycles")
+        # validation: the last tenth of each trajectory (windows overlap, so a random split would
+        # validate on the training data)
+        itr, ival = time_split(starts, W + 1, xo.shape[1], 0.1)
+        itr, ival = itr[keep[itr]], ival[keep[ival]]
 
         def training_data() -> tuple[list[torch.Tensor], list[torch.Tensor]]:
             """(train, validation) windows ``[truth, obs, E0]`` (validation: + fixed draws)."""
             E0 = X[:, 0, None] + self.init_spread * torch.randn(len(X), self.N, hmm.Nx, generator=gen)
-            starts = np.tile(np.arange(0, xo.shape[1] - W, self.stride), len(xo))
-            keep = np.ones(len(X), bool)
             if self.spinup:
                 for net in self.nets.values():
                     net.eval()
@@ -369,14 +376,6 @@ class MNMEF(LearnedFilter):
                                         torch.as_tensor(yy, dtype=torch.float32), self.N, forecast, h,
                                         r_std, bxy, byy, scale, self.init_spread, gen)
                 E0 = torch.as_tensor(windows(ens.numpy(), W + 1, self.stride)[:, 0])  # (n_windows, N, Nx)
-                keep = starts >= self.skip
-                if not keep.any():
-                    raise ValueError(f"no training window starts after skip={self.skip} cycles: the "
-                                     f"trajectories have {xo.shape[1] - 1} cycles")
-            # validation: the last tenth of each trajectory (windows overlap, so a random split
-            # would validate on the training data)
-            itr, ival = time_split(starts, W + 1, xo.shape[1], 0.1)
-            itr, ival = itr[keep[itr]], ival[keep[ival]]
             data = [X, Yw, E0]
             # validation draws its perturbations once: its loss (early stopping, best state) is
             # then a function of the weights only, not of fresh noise at every epoch
