@@ -71,7 +71,7 @@ class Identified:
         return {k: v for k, v in vars(self).items() if k not in skip}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cached_names(cls: type) -> frozenset[str]:
     """Names of the ``cached_property`` attributes of ``cls`` and its bases."""
     return frozenset(name for klass in cls.__mro__ for name, v in vars(klass).items()

@@ -1,0 +1,91 @@
+"""One run: a filter on one twin experiment, as a record that never raises for a failing filter.
+
+A *record* is a flat dict: the HMM, the filter, its settings, the seed, the status (``ok``,
+``diverged``, ``error``), the time averages of every metric with their ``.ci`` and the timing.
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from .filters.base import Filter
+from .hmm import HMM
+from .stats import METRICS
+
+__all__ = ["AVERAGES", "new_record", "error_record", "run_one", "execute", "execute_in_worker"]
+
+#: Time averages reported for every run (each with its ``.ci``).
+AVERAGES = tuple(f"{m}.{fa}" for fa in "af" for m in METRICS)
+
+
+def new_record(hmm: HMM, flt: Filter, seed: int) -> dict[str, Any]:
+    """The record of a run before it runs: HMM, filter, settings, seed, status ``'ok'``."""
+    return {"hmm": hmm.name, "filter": type(flt).__name__, "name": flt.name, "params": flt.params(),
+            "seed": int(seed), "status": "ok", "error": None, "diverged_at": None,
+            "n_cycles": hmm.tseq.Ko + 1}
+
+
+def error_record(record: dict[str, Any], error: str, tb: str | None = None) -> dict[str, Any]:
+    """Mark ``record`` as failed with ``error``: status ``'error'`` and NaN statistics."""
+    record.update(status="error", error=error, s_per_cycle=np.nan)
+    if tb is not None:
+        record["traceback"] = tb
+    record.update({name: np.nan for name in AVERAGES})
+    record.update({name + ".ci": np.nan for name in AVERAGES})
+    return record
+
+
+def run_one(hmm: HMM, flt: Filter, seed: int, xx: np.ndarray, yy, progress: bool = False,
+            ) -> tuple[dict, dict[str, np.ndarray]]:
+    """Run one filter on one twin experiment; never raises for a failing filter.
+
+    Returns the record (a flat dict: settings, status, time averages, timing) and the per-cycle
+    series (``{"rmse.a": (Ko+1,), ...}``).
+    """
+    record = new_record(hmm, flt, seed)
+    series: dict[str, np.ndarray] = {}
+    try:
+        stats = flt.assimilate(hmm, xx, yy, seed=seed, progress=progress)
+    except Exception as err:  # a crashing filter is recorded, and the table goes on
+        return error_record(record, f"{type(err).__name__}: {err}", traceback.format_exc(limit=-4)), series
+    if stats.diverged:
+        record["status"] = "diverged"
+        record["diverged_at"] = stats.diverged_at
+        record["error"] = stats.error
+    record.update(stats.averages())
+    record["s_per_cycle"] = stats.s_per_cycle
+    record["wall_s"] = stats.wall_s
+    if stats.rank_hist is not None:
+        record["rank_hist.a"] = stats.rank_hist["a"].tolist()
+        record["rank_hist.f"] = stats.rank_hist["f"].tolist()
+    series = dict(stats.series)
+    return record, series
+
+
+_TWINS: dict[tuple[str, int], tuple] = {}
+
+
+def twin(hmm: HMM, seed: int) -> tuple:
+    """The twin experiment of (hmm, seed), simulated once per process (a small cache)."""
+    key = (hmm.fingerprint(), seed)
+    if key not in _TWINS:
+        if len(_TWINS) >= 4:
+            _TWINS.pop(next(iter(_TWINS)))
+        _TWINS[key] = hmm.simulate(seed)
+    return _TWINS[key]
+
+
+def execute(task: tuple[HMM, Filter, int, bool]) -> tuple[dict, dict]:
+    """Run one task in this process."""
+    hmm, flt, seed, progress = task
+    return run_one(hmm, flt, seed, *twin(hmm, seed), progress=progress)
+
+
+def execute_in_worker(task: tuple[HMM, Filter, int, bool]) -> tuple[dict, dict]:
+    """Run one task in a pool or MPI worker: one BLAS thread per worker."""
+    with threadpool_limits(limits=1):
+        return execute(task)
