@@ -60,6 +60,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from dafilters.extras import import_extra
 from dafilters.hmm import Dynamics
 
 __all__ = ["Kolmogorov", "KolmogorovRe", "advance_visc_fn", "VISCOSITY", "DRAG", "WAVENUMBER", "L",
@@ -74,12 +75,8 @@ PRECISIONS = ("float64", "float32")
 
 def _jax():
     """Import jax and jax-cfd, with a helpful message when they are missing."""
-    try:
-        import jax
-        import jax_cfd  # noqa: F401
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError("mods.Kolmogorov needs jax and jax-cfd: "
-                          "pip install -c constraints.txt -e '.[kolmogorov]'") from err
+    jax = import_extra("jax", "kolmogorov", "mods.Kolmogorov")
+    import_extra("jax_cfd", "kolmogorov", "mods.Kolmogorov")
     return jax
 
 

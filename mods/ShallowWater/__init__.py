@@ -88,6 +88,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from dafilters.extras import import_extra
 from dafilters.hmm import Dynamics, Prior
 
 __all__ = ["ShallowWater", "ForcedShallowWater", "Jet", "JetPrior", "ForcedJetPrior", "Heating",
@@ -110,14 +111,9 @@ VEL, HGT = METER / SECOND, METER
 def _dedalus():
     """Import Dedalus (with a helpful message when missing), quieten its stdout logging and make
     its FFTW plans deterministic."""
-    try:
-        import dedalus.public as d3
-        from dedalus.tools import logging as dlog
-        from dedalus.tools.config import config
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError("mods.ShallowWater needs Dedalus 3: pip install -c constraints.txt -e '.[atmos]' "
-                          "(Debian: apt-get install libfftw3-dev libfftw3-mpi-dev libopenmpi-dev; "
-                          "see the README)") from err
+    d3 = import_extra("dedalus.public", "atmos", "mods.ShallowWater")
+    dlog = import_extra("dedalus.tools.logging", "atmos", "mods.ShallowWater")
+    config = import_extra("dedalus.tools.config", "atmos", "mods.ShallowWater").config
     handler = getattr(dlog, "stdout_handler", None)
     if handler is not None and handler.level < logging.WARNING:
         handler.setLevel(logging.WARNING)
@@ -414,7 +410,7 @@ class _Sim:
 
 def _comm_or_self(comm):
     if comm is None:
-        from mpi4py import MPI
+        MPI = import_extra("mpi4py.MPI", "atmos", "mods.ShallowWater")
 
         return MPI.COMM_SELF
     return comm
@@ -475,7 +471,7 @@ class ShallowWater(Dynamics):
         return self._sim
 
     def __getstate__(self):
-        from mpi4py import MPI
+        MPI = import_extra("mpi4py.MPI", "atmos", "mods.ShallowWater")
 
         if self.comm != MPI.COMM_SELF:
             raise TypeError("a ShallowWater distributed over an MPI communicator cannot be pickled")
@@ -593,7 +589,7 @@ def stable_dt(Nphi: int) -> float:
 @lru_cache(maxsize=4)
 def _serial_sim(Nphi: int, Ntheta: int) -> _Sim:
     """An unforced serial model for building initial states (its LBVP)."""
-    from mpi4py import MPI
+    MPI = import_extra("mpi4py.MPI", "atmos", "mods.ShallowWater")
 
     return _Sim(Nphi, Ntheta, 1.5, default_nu(Ntheta), None, 1.0, "RK222", MPI.COMM_SELF)
 
