@@ -4,6 +4,7 @@ import pytest
 import dafilters as daf
 from dafilters.filters.baseline import kalman_update
 from dafilters.filters.enkf import (
+    UPDATES,
     denkf_update,
     pertobs_update,
     post_process,
@@ -54,6 +55,52 @@ def test_pertobs_mean_unbiased(rng):
     means = [pertobs_update(E, E @ H.T, y, R, rng).mean(0) for _ in range(2)]
     for m in means:  # centred perturbations: the mean update is exactly Kalman's
         np.testing.assert_allclose(m, mu, atol=1e-10)
+
+
+@pytest.mark.parametrize("N, Nx, Ny, full_R", [(400, 6, 2, False), (20, 5, 3, True), (8, 5, 3, False),
+                                             (3, 5, 4, True), (10, 3, 3, False)])
+def test_obs_space_forms_equal_ensemble_space_forms(N, Nx, Ny, full_R):
+    """The (Ny, Ny) forms give the same analysis ensembles as the (N, N) ones, to round-off, also
+    when forced where Ny >= N and with a rank-deficient S (an observed variable without spread)."""
+    rng = np.random.default_rng(N + Nx + Ny)
+    E = rng.standard_normal((N, Nx)) + 2
+    H = rng.standard_normal((Ny, Nx))
+    if full_R:
+        B = rng.standard_normal((Ny, Ny))
+        R = Covariance(B @ B.T + np.eye(Ny))
+    else:
+        R = Covariance(rng.random(Ny) + 0.5)
+    y = rng.standard_normal(Ny)
+    for Eo in (E @ H.T, np.column_stack([E @ H[1:].T, np.full(N, 3.0)])):
+        scale = np.abs(E).max()
+        for space in ("obs", "ensemble"):
+            assert np.isfinite(sqrt_update(E, Eo, y, R, space=space)).all()
+        np.testing.assert_allclose(sqrt_update(E, Eo, y, R, space="obs"),
+                                   sqrt_update(E, Eo, y, R, space="ensemble"), rtol=0, atol=1e-13 * scale)
+        np.testing.assert_allclose(denkf_update(E, Eo, y, R, space="obs"),
+                                   denkf_update(E, Eo, y, R, space="ensemble"), rtol=0, atol=1e-13 * scale)
+        np.testing.assert_allclose(
+            pertobs_update(E, Eo, y, R, np.random.default_rng(1), space="obs"),
+            pertobs_update(E, Eo, y, R, np.random.default_rng(1), space="ensemble"), rtol=0, atol=1e-13 * scale)
+
+
+def test_obs_space_is_chosen_when_it_is_smaller(monkeypatch):
+    from dafilters.filters import enkf
+
+    assert enkf.use_obs_space(400, 2) and not enkf.use_obs_space(40, 40) and not enkf.use_obs_space(10, 30)
+    assert enkf.use_obs_space(10, 30, "obs") and not enkf.use_obs_space(400, 2, "ensemble")
+    with pytest.raises(ValueError, match="space must be"):
+        enkf.use_obs_space(4, 2, "state")
+    # whole runs on a linear model (no chaos to amplify round-off): the forms agree to ~1e-12
+    hmm = LinearGauss.build(Nx=6, obs_every=3, Ko=40)
+    xx, yy = hmm.simulate(seed=3)
+    for upd_a in UPDATES:
+        means = []
+        for space in ("obs", "ensemble"):
+            monkeypatch.setattr(enkf, "FORCE_SPACE", space)
+            means.append(daf.EnKF(upd_a, N=50, infl=1.02).assimilate(hmm, xx, yy, seed=3, keep=("mean",))
+                         .keep["mean.a"])
+        np.testing.assert_allclose(means[0], means[1], rtol=0, atol=1e-11)
 
 
 def test_random_rotation(rng):

@@ -8,8 +8,16 @@ innovation :math:`\delta = y - \bar y`; :math:`S = Y R^{-1/2}` and the ensemble-
 .. math::  G = S S^T + (N-1) I_N \quad (N \times N).
 
 The Kalman gain in ensemble space is :math:`K = A^T Y C^{-1}` with
-:math:`C = Y^T Y + (N-1) R`, and :math:`Y C^{-1} = G^{-1} Y R^{-1}` (Woodbury), so no
-``(Ny, Ny)`` system is ever solved.
+:math:`C = Y^T Y + (N-1) R`, and :math:`Y C^{-1} = G^{-1} Y R^{-1}` (Woodbury).
+
+Two equal forms of each global update: the ensemble-space form factorises the ``(N, N)`` matrix
+:math:`G`; the observation-space form factorises :math:`K_y = S^T S + (N-1) I_{N_y}`
+(``(Ny, Ny)``, :func:`obs_space_factor`) and never forms an ``(N, N)`` matrix, using
+:math:`G^{-1} S = S K_y^{-1}` and, for the square root,
+:math:`\sqrt{N-1}\, G^{-1/2} = I_N + S\, W g(\Lambda) W^T S^T` with
+:math:`S^T S = W \Lambda W^T` (see :func:`sqrt_update`). The cheaper one is taken: the
+observation-space form when :math:`N_y < N` (``space=None``); ``space='ensemble'`` or ``'obs'``
+forces one (the two agree to round-off, tests/test_enkf.py).
 
 References: Evensen 2009, "Data Assimilation: The Ensemble Kalman Filter"; Sakov & Oke 2008,
 "A deterministic formulation of the ensemble Kalman filter" (DEnKF); Hunt, Kostelich & Szunyogh
@@ -29,7 +37,7 @@ from .base import Context, Filter, check_ensemble_size
 
 __all__ = [
     "EnKF", "UPDATES", "sqrt_update", "pertobs_update", "denkf_update", "ensemble_gain_factor",
-    "random_rotation", "post_process",
+    "obs_space_factor", "use_obs_space", "random_rotation", "post_process",
 ]
 
 
@@ -51,7 +59,36 @@ def ensemble_gain_factor(Y: np.ndarray, R: Covariance) -> tuple[np.ndarray, np.n
     return d, V, R.solve(Y)
 
 
-def sqrt_update(E: np.ndarray, Eo: np.ndarray, y: np.ndarray, R: Covariance) -> np.ndarray:
+#: Force the analysis form of the global updates: ``None`` (automatic: observation space when
+#: ``Ny < N``), ``"ensemble"`` or ``"obs"``. For benchmarks and tests; a ``space`` argument wins.
+FORCE_SPACE: str | None = None
+
+
+def use_obs_space(N: int, Ny: int, space: str | None = None) -> bool:
+    """Whether a global update of ``N`` members and ``Ny`` observations takes the
+    observation-space form: ``space`` (or :data:`FORCE_SPACE`) if given, else ``Ny < N``."""
+    space = space or FORCE_SPACE
+    if space is None:
+        return Ny < N
+    if space not in ("ensemble", "obs"):
+        raise ValueError(f"space must be 'ensemble', 'obs' or None, got {space!r}")
+    return space == "obs"
+
+
+def obs_space_factor(Y: np.ndarray, R: Covariance) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""Eigen-decomposition of :math:`S^T S` ``(Ny, Ny)`` with :math:`S = Y R^{-1/2}`.
+
+    Returns ``S`` ``(N, Ny)``, ``lam`` ``(Ny,)`` (clipped at 0) and ``W`` ``(Ny, Ny)`` with
+    :math:`S^T S = W \mathrm{diag}(\lambda) W^T`; then
+    :math:`K_y^{-1} = (S^T S + (N-1) I)^{-1} = W \mathrm{diag}(1/(\lambda + N - 1)) W^T`.
+    """
+    S = R.whiten(Y)
+    lam, W = np.linalg.eigh(S.T @ S)
+    return S, np.maximum(lam, 0.0), W
+
+
+def sqrt_update(E: np.ndarray, Eo: np.ndarray, y: np.ndarray, R: Covariance,
+                space: str | None = None) -> np.ndarray:
     r"""Symmetric square-root (ETKF) analysis.
 
     .. math::
@@ -61,13 +98,32 @@ def sqrt_update(E: np.ndarray, Eo: np.ndarray, y: np.ndarray, R: Covariance) -> 
     where :math:`G^{-1/2}` is the symmetric inverse square root, so the analysis anomalies
     :math:`T A` have the Kalman analysis covariance and zero mean.
 
-    Args: ``E`` ``(N, Nx)``, ``Eo`` ``(N, Ny)``, ``y`` ``(Ny,)``, ``R`` ``(Ny, Ny)``.
+    Observation-space form (``Ny < N``): with :math:`c = N-1`, :math:`S^T S = W\Lambda W^T`
+    and the thin SVD :math:`S = U \Sigma W^T` (:math:`\Sigma^2 = \Lambda`),
+    :math:`G = U(\Lambda + c)U^T + c(I - UU^T)`, so
+    :math:`\sqrt c\, G^{-1/2} = I + U f(\Lambda) U^T = I + S\, W g(\Lambda) W^T S^T` with
+    :math:`f(\lambda) = \sqrt{c/(\lambda+c)} - 1` and
+    :math:`g(\lambda) = f(\lambda)/\lambda = -1/\big(\sqrt{\lambda+c}\,(\sqrt c + \sqrt{\lambda+c})\big)`
+    (finite at :math:`\lambda = 0`, so rank-deficient ``S`` needs no care), and
+    :math:`w = S K_y^{-1} R^{-1/2}\delta`. The same ensemble to round-off, in
+    :math:`O(N N_y (N_x + N_y))` instead of :math:`O(N^2 (N + N_x + N_y))`.
+
+    Args: ``E`` ``(N, Nx)``, ``Eo`` ``(N, Ny)``, ``y`` ``(Ny,)``, ``R`` ``(Ny, Ny)``;
+    ``space``: see :func:`use_obs_space`.
     """
     N = E.shape[0]
     mu = E.mean(axis=0)
     A = E - mu
     yo = Eo.mean(axis=0)
     Y = Eo - yo
+    if use_obs_space(N, Y.shape[1], space):
+        c = N - 1.0
+        S, lam, W = obs_space_factor(Y, R)
+        r = np.sqrt(lam + c)
+        w = S @ (W @ ((W.T @ R.whiten(y - yo)) / (lam + c)))
+        g = -1.0 / (r * (np.sqrt(c) + r))
+        SA = S.T @ A
+        return (mu + w @ A) + A + S @ ((W * g) @ (W.T @ SA))
     d, V, YRi = ensemble_gain_factor(Y, R)
     w = V @ ((V.T @ (YRi @ (y - yo))) / d)
     T = (V * (np.sqrt(N - 1) / np.sqrt(d))) @ V.T
@@ -76,7 +132,7 @@ def sqrt_update(E: np.ndarray, Eo: np.ndarray, y: np.ndarray, R: Covariance) -> 
 
 
 def pertobs_update(E: np.ndarray, Eo: np.ndarray, y: np.ndarray, R: Covariance,
-                   rng: np.random.Generator) -> np.ndarray:
+                   rng: np.random.Generator, space: str | None = None) -> np.ndarray:
     r"""Stochastic EnKF with perturbed observations (Burgers et al. 1998).
 
     .. math::
@@ -85,9 +141,12 @@ def pertobs_update(E: np.ndarray, Eo: np.ndarray, y: np.ndarray, R: Covariance,
 
     with perturbations :math:`D_n \sim N(0, R)`, centred so that they do not shift the mean and
     rescaled by :math:`\sqrt{N/(N-1)}` so that centring does not shrink their expected covariance
-    below ``R`` (as DAPPER does).
+    below ``R`` (as DAPPER does). In observation space (``Ny < N``)
+    :math:`Y C^{-1} = S K_y^{-1} R^{-1/2}`, so the innovations are whitened and multiplied by
+    :math:`K_y^{-1} S^T A` (``(Ny, Nx)``).
 
-    Args: as :func:`sqrt_update`, and the random stream ``rng``.
+    Args: as :func:`sqrt_update`, and the random stream ``rng`` (drawn from identically in both
+    forms).
     """
     N = E.shape[0]
     D = R.sample(N, rng)
@@ -95,24 +154,36 @@ def pertobs_update(E: np.ndarray, Eo: np.ndarray, y: np.ndarray, R: Covariance,
     D *= np.sqrt(N / (N - 1))
     A = E - E.mean(axis=0)
     Y = Eo - Eo.mean(axis=0)
+    if use_obs_space(N, Y.shape[1], space):
+        S, lam, W = obs_space_factor(Y, R)
+        KSA = W @ ((W.T @ (S.T @ A)) / (lam + (N - 1))[:, None])  # K_y^{-1} S^T A, (Ny, Nx)
+        return E + R.whiten(y - D - Eo) @ KSA
     d, V, YRi = ensemble_gain_factor(Y, R)
     YC = V @ ((V.T @ YRi) / d[:, None])  # Y C^{-1}, (N, Ny)
     return E + ((y - D - Eo) @ YC.T) @ A
 
 
-def denkf_update(E: np.ndarray, Eo: np.ndarray, y: np.ndarray, R: Covariance) -> np.ndarray:
+def denkf_update(E: np.ndarray, Eo: np.ndarray, y: np.ndarray, R: Covariance,
+                 space: str | None = None) -> np.ndarray:
     r"""Deterministic EnKF (Sakov & Oke 2008): Kalman mean update, half-gain anomaly update.
 
     .. math::
         \bar x^a = \bar x + K\delta, \qquad A^a = A - \tfrac12 K Y  \quad
         (\text{rows: } A^a = A - \tfrac12\, Y C^{-1} Y^T A).
 
+    In observation space (``Ny < N``) :math:`Y C^{-1} Y^T = S K_y^{-1} S^T`.
+
     Args: as :func:`sqrt_update`.
     """
+    N = E.shape[0]
     mu = E.mean(axis=0)
     A = E - mu
     yo = Eo.mean(axis=0)
     Y = Eo - yo
+    if use_obs_space(N, Y.shape[1], space):
+        S, lam, W = obs_space_factor(Y, R)
+        KSA = W @ ((W.T @ (S.T @ A)) / (lam + (N - 1))[:, None])  # K_y^{-1} S^T A, (Ny, Nx)
+        return (mu + R.whiten(y - yo) @ KSA) + A - 0.5 * (S @ KSA)
     d, V, YRi = ensemble_gain_factor(Y, R)
     YC = V @ ((V.T @ YRi) / d[:, None])
     T = -0.5 * (Y @ YC.T)
