@@ -3,15 +3,16 @@ and to ours, give statistically equal rmse.a (skipped only without the ``dapper`
 
 import numpy as np
 import pytest
+from conftest import require_extra
 
 import dafilters as daf
 from dafilters.stats import agrees
 from mods.Lorenz63 import sakov2012
 from mods.Lorenz96 import sakov2008
 
-dapper = pytest.importorskip("dapper")
-da = pytest.importorskip("dapper.da_methods")
-modelling = pytest.importorskip("dapper.mods")
+dapper = require_extra("dapper", "dapper")
+da = require_extra("dapper", "dapper.da_methods")
+modelling = require_extra("dapper", "dapper.mods")
 
 
 @pytest.fixture(autouse=True)
@@ -63,7 +64,7 @@ def test_dapper_sees_our_observations():
     residuals (yy - H xx at DAPPER's observation steps) has the noise variance R."""
     hmm = sakov2008.HMM.replace(tseq=dict(Ko=600))
     xx, yy = hmm.simulate(3)
-    H = dapper_hmm(hmm, pytest.importorskip("dapper.mods.Lorenz96.sakov2008").HMM)
+    H = dapper_hmm(hmm, require_extra("dapper", "dapper.mods.Lorenz96.sakov2008").HMM)
     np.testing.assert_array_equal(H.tseq.kko, hmm.tseq.kko)
     resid = yy - xx[H.tseq.kko]
     assert resid.var() == pytest.approx(1.0, rel=0.05)

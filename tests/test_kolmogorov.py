@@ -3,9 +3,9 @@ rozet2023 setting (tiny grids, few steps)."""
 
 import numpy as np
 import pytest
+from conftest import require_extra
 
-jax = pytest.importorskip("jax")
-pytest.importorskip("jax_cfd")
+jax = require_extra("kolmogorov", "jax", "jax_cfd")
 
 from mods.Kolmogorov import (  # noqa: E402
     Kolmogorov,

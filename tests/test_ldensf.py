@@ -5,6 +5,7 @@ observation operator, Kolmogorov flow with an unknown Reynolds number and the xi
 import numpy as np
 import pytest
 import torch
+from conftest import require_extra
 
 import dafilters as daf
 from dafilters.filters.ldensf import (
@@ -82,8 +83,7 @@ def test_velocity_matrix_agrees_with_the_grid_velocity_and_ignores_parameters(rn
 
 @pytest.fixture(scope="module")
 def kolmogorov():
-    pytest.importorskip("jax")
-    pytest.importorskip("jax_cfd")
+    require_extra("kolmogorov", "jax", "jax_cfd")
     import mods.Kolmogorov as K
 
     return K

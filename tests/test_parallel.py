@@ -9,6 +9,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from conftest import require_extra
 
 import dafilters as daf
 from mods import LinearGauss
@@ -48,10 +49,8 @@ MPI_SCRIPT = textwrap.dedent("""
 
 
 def mpiexec() -> list[str]:
+    require_extra("mpi", "mpi4py", commands=("mpiexec",))
     exe = shutil.which("mpiexec")
-    if exe is None:
-        pytest.skip("no MPI launcher (mpiexec) on this machine")
-    pytest.importorskip("mpi4py")
     out = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout
     extra = ["--oversubscribe"] if "Open MPI" in out or "OpenRTE" in out else []
     return [exe, "-n", "2", *extra]

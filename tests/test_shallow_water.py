@@ -9,8 +9,9 @@ import textwrap
 
 import numpy as np
 import pytest
+from conftest import require_extra
 
-pytest.importorskip("dedalus")
+require_extra("atmos", "dedalus", "mpi4py")
 
 from mods.ShallowWater import (  # noqa: E402
     FIELDS,
@@ -224,9 +225,8 @@ def test_one_and_two_mpi_ranks_agree(tmp_path):
     Dedalus's transforms, so the states agree to round-off amplified over 5 steps: the test allows
     1e-10 relative to the field scale (measured: about 2e-18 relative, i.e. a few ulps), and
     both ranks get the same whole state."""
+    require_extra("atmos", commands=("mpiexec",))
     exe = shutil.which("mpiexec")
-    if exe is None:
-        pytest.skip("no MPI launcher (mpiexec) on this machine")
     version = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout
     extra = ["--oversubscribe"] if "Open MPI" in version or "OpenRTE" in version else []
     script = tmp_path / "sw_mpi.py"
