@@ -18,6 +18,7 @@ extracts an ensemble or a Gaussian from it). Filters never compute metrics thems
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from tqdm.auto import tqdm
 
 from ..hmm import HMM, streams
 from ..stats import Diverged, Gaussian, Stats, WeightedEnsemble
+from . import registry
 
 __all__ = ["Filter", "Context", "check_inputs", "check_ensemble_size"]
 
@@ -122,11 +124,10 @@ class Filter:
         return state
 
     @staticmethod
-    def load(path) -> Filter:
-        """Load a trained filter saved with ``save(path)`` (see :mod:`dafilters.filters.learned`)."""
-        from .learned import load_filter
-
-        return load_filter(path)
+    def load(path: str | os.PathLike, device: str | None = None) -> Filter:
+        """Load a trained filter saved with ``save(path)`` (see :mod:`dafilters.filters.learned`);
+        only registered learned-filter classes are accepted (:mod:`dafilters.filters.registry`)."""
+        return registry.load(path, device=device)
 
     # -- description ---------------------------------------------------------------------------
     @property
