@@ -10,28 +10,43 @@ with kinds ``("log", lo, hi)`` (log-uniform), ``("lin", lo, hi)`` (uniform), ``(
 pruner, so hopeless trials stop early; a diverging trial is pruned as soon as it diverges. With a
 ``storage`` (SQLite file, journal file or RDB URL) the study is persistent: several processes or
 machines can work on it at once, and a killed run resumes where it stopped.
+
+A study is named and keyed by content (:func:`study_key`): the HMM's identity, the filter class and
+its fixed settings, the tuning seeds, the metric and the search space. A call with other settings
+gets another study, and an explicit ``study_name`` whose stored key differs is refused.
 """
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
+import hashlib
 import multiprocessing
 import os
 import random
+import shutil
+import signal
+import sys
 import tempfile
+import threading
 import time
 import warnings
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .filters.base import Filter
 from .hmm import HMM
+from .identity import content_hash
 from .stats import Stats
 
-__all__ = ["tune", "TuneResult", "Tuned", "declared_space", "resolve_space", "make_storage"]
+__all__ = ["tune", "TuneResult", "Tuned", "declared_space", "resolve_space", "make_storage",
+           "study_key", "default_study_name"]
+
+#: Study user attributes holding the content key of the settings and its parts.
+KEY_ATTR, PARTS_ATTR = "dafilters.key", "dafilters.key_parts"
 
 SPACE_KINDS = ("log", "lin", "int", "cat")
 
@@ -197,15 +212,94 @@ def _optimize(study, objective: Objective, n_trials: int, progress: bool = False
                        callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=states)])
 
 
-_WORKER_JOB: tuple | None = None
+def study_key(flt: Filter, hmm: HMM, space: dict[str, tuple], seeds: Sequence[int],
+              metric: str) -> dict[str, str]:
+    """What the scores of a study's trials depend on, as content hashes (see
+    :func:`dafilters.identity.content_hash`): ``hmm`` (``hmm.fingerprint()``), ``filter`` (the class
+    and the settings not tuned), ``seeds``, ``metric`` and ``space`` (the resolved search space).
+
+    Equal settings give equal keys (``infl=1`` and ``infl=1.0``, ``seeds=(0, 1)`` and ``[0, 1]``).
+    The number of trials, the sampler seed and the pruner are not part of the key: a call with more
+    trials continues the study.
+    """
+    fixed = {f.name: getattr(flt, f.name) for f in dataclasses.fields(flt) if f.name not in space}
+    own = flt.identity() if callable(getattr(flt, "identity", None)) else None
+    if isinstance(own, dict):  # a filter that identifies itself (e.g. trained weights) by content
+        fixed |= {k: v for k, v in own.items() if k not in space}
+    return {"hmm": str(hmm.fingerprint()),
+            "filter": content_hash([type(flt), fixed], path=type(flt).__name__),
+            "seeds": content_hash([int(s) for s in seeds]),
+            "metric": metric,
+            "space": content_hash(space)}
 
 
-def make_sampler(seed: int, n_trials: int, shared: bool = False) -> Any:
-    """The TPE sampler of :func:`tune`: multivariate (inflation and radius interact), with a
-    quarter of the budget (4 to 10 trials) as random start-up instead of Optuna's fixed 10, which
-    would leave a 16-trial study only 6 guided trials; in a study ``shared`` by several workers,
-    running trials count as their worst (``constant_liar``) so that workers do not sample the same
-    point."""
+def default_study_name(flt: Filter, hmm: HMM, metric: str, key: dict[str, str]) -> str:
+    """A readable prefix and 16 hex digits of the content key, e.g.
+    ``EnKF|Lorenz96.sakov2008|rmse.a|3f09c2e1d4b5a687``."""
+    return f"{type(flt).__name__}|{hmm.name}|{metric}|{content_hash(key, length=16)}"
+
+
+def _check_key(study: Any, key: dict[str, str]) -> None:
+    """Record ``key`` on a new study; refuse a stored study whose recorded key differs."""
+    digest = content_hash(key)
+    stored = study.user_attrs.get(KEY_ATTR)
+    if stored == digest:
+        return
+    if stored is None and not study.trials:
+        study.set_user_attr(KEY_ATTR, digest)
+        study.set_user_attr(PARTS_ATTR, key)
+        return
+    if stored is None:
+        raise ValueError(f"study {study.study_name!r} holds trials but no record of the settings they "
+                         "were run with (made outside dafilters.tune or by an older version); pass "
+                         "another study_name, or none to get the study of these settings")
+    old = study.user_attrs.get(PARTS_ATTR) or {}
+    differ = [part for part, value in key.items() if old.get(part) != value]
+    raise ValueError(f"study {study.study_name!r} in this storage was run with other settings "
+                     f"({', '.join(differ) or 'key'} differ), so its trials do not score this call; "
+                     "pass another study_name, or none to get the study of these settings")
+
+
+def _trial_seed(seed: int, number: int) -> int:
+    """A 32-bit seed from the sampler seed and a trial number."""
+    return int.from_bytes(hashlib.sha256(f"{seed}|{number}".encode()).digest()[:4], "little")
+
+
+class TrialSeededSampler:
+    """An Optuna sampler that draws each trial with a fresh sampler seeded from ``(seed, trial
+    number)``.
+
+    Trial numbers are handed out by the storage, one per trial, so processes sharing a study never
+    draw with the same random stream (two ``TPESampler(seed=0)`` would propose the same start-up
+    points), while a single process is reproducible for a given seed. ``make(seed)`` builds the
+    sampler of one trial.
+    """
+
+    def __init__(self, seed: int, make: Callable[[int], Any]):
+        self.seed, self.make = seed, make
+        self.current = make(seed)
+
+    def before_trial(self, study: Any, trial: Any) -> None:
+        self.current = self.make(_trial_seed(self.seed, trial.number))
+        self.current.before_trial(study, trial)
+
+    def infer_relative_search_space(self, study: Any, trial: Any) -> dict:
+        return self.current.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study: Any, trial: Any, search_space: dict) -> dict:
+        return self.current.sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study: Any, trial: Any, name: str, distribution: Any) -> Any:
+        return self.current.sample_independent(study, trial, name, distribution)
+
+    def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+        self.current.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self.current.reseed_rng()
+
+
+def _tpe(seed: int, n_trials: int, shared: bool) -> Any:
     import optuna
 
     with warnings.catch_warnings():  # multivariate TPE and constant_liar are marked experimental
@@ -215,20 +309,127 @@ def make_sampler(seed: int, n_trials: int, shared: bool = False) -> Any:
                                           constant_liar=shared)
 
 
-def _worker(index: int) -> None:
-    """A forked tuning worker: load the shared study and run trials until the total is reached."""
+def make_sampler(seed: int, n_trials: int, shared: bool = False) -> Any:
+    """The sampler of :func:`tune`: TPE, multivariate (inflation and radius interact), with a
+    quarter of the budget (4 to 10 trials) as random start-up instead of Optuna's fixed 10, which
+    would leave a 16-trial study only 6 guided trials; in a study ``shared`` by several workers,
+    running trials count as their worst (``constant_liar``). Each trial is drawn with the seed
+    ``(seed, trial number)`` (see :class:`TrialSeededSampler`)."""
     import optuna
 
-    storage, study_name, objective, n_trials, seed = _WORKER_JOB
-    sampler = make_sampler(seed + index, n_trials, shared=True)
-    study = optuna.load_study(study_name=study_name, storage=make_storage(storage), sampler=sampler)
-    _optimize(study, objective, n_trials)
+    class _Sampler(TrialSeededSampler, optuna.samplers.BaseSampler):
+        pass
+
+    return _Sampler(seed, lambda s: _tpe(s, n_trials, shared))
+
+
+@dataclass
+class _Job:
+    """What a tuning worker process needs (passed as its argument, so it works under ``spawn``)."""
+
+    storage: Any
+    study_name: str
+    objective: Objective
+    n_trials: int
+    seed: int
+    parent: int
+    tmpdir: str | None
+
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _follow_parent(parent: int, tmpdir: str | None) -> None:
+    """End this worker when ``parent`` ends (Linux: ``PR_SET_PDEATHSIG``; everywhere: a thread
+    that watches ``os.getppid()``). An orphaned worker removes the temporary journal folder."""
+
+    def orphaned(*_: Any) -> None:
+        if tmpdir is not None and os.getppid() != parent:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+        os._exit(1)
+
+    signal.signal(signal.SIGTERM, orphaned)
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        except (OSError, AttributeError):  # no libc symbol: the watchdog alone
+            pass
+    if os.getppid() != parent:  # the parent ended before the death signal was armed
+        orphaned()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        orphaned()
+
+    threading.Thread(target=watch, name="dafilters-parent-watch", daemon=True).start()
+
+
+def _worker(job: _Job) -> None:
+    """A tuning worker process: load the shared study and run trials until the total is reached."""
+    import optuna
+
+    _follow_parent(job.parent, job.tmpdir)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name=job.study_name, storage=make_storage(job.storage),
+                              sampler=make_sampler(job.seed, job.n_trials, shared=True))
+    _optimize(study, job.objective, job.n_trials)
+
+
+def default_start_method() -> str:
+    """``fork`` on Linux (workers start at once), ``spawn`` elsewhere or once jax is loaded (jax
+    does not survive ``fork``)."""
+    return "fork" if sys.platform.startswith("linux") and "jax" not in sys.modules else "spawn"
+
+
+def _run_workers(job: _Job, workers: int, start_method: str | None) -> None:
+    """Run ``workers`` processes on the study; stop them all if this process is interrupted."""
+    ctx = multiprocessing.get_context(start_method or default_start_method())
+    procs = [ctx.Process(target=_worker, args=(job,), daemon=True, name=f"dafilters-tune-{i}")
+             for i in range(workers)]
+    try:
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join()
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        for p in procs:
+            if p.pid is not None:
+                p.join(5)
+                if p.is_alive():
+                    p.kill()
+                    p.join()
+    failed = [p.exitcode for p in procs if p.exitcode != 0]
+    if failed:
+        raise RuntimeError(f"{len(failed)} tuning worker(s) failed (exit codes {failed})")
+
+
+def _in_memory(study: Any) -> Any:
+    """A copy of ``study`` in an in-memory storage (readable once its temporary journal is gone)."""
+    import optuna
+
+    memory = optuna.storages.InMemoryStorage()
+    optuna.copy_study(from_study_name=study.study_name, from_storage=study._storage,
+                      to_storage=memory)
+    return optuna.load_study(study_name=study.study_name, storage=memory)
+
+
+def _result(flt: Filter, study: Any) -> TuneResult:
+    import optuna
+
+    completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not completed:
+        raise RuntimeError(f"no trial of {flt.name} completed (all diverged or were pruned)")
+    return TuneResult(dataclasses.replace(flt, **study.best_params), float(study.best_value), study)
 
 
 def tune(flt: Filter, hmm: HMM, space: dict[str, Any] | None = None, n_trials: int = 40,
          seeds: Sequence[int] = (0,), metric: str = "rmse.a", storage: Any = None,
          study_name: str | None = None, workers: int = 1, seed: int = 0, pruner: Any = None,
-         progress: bool = False) -> TuneResult:
+         progress: bool = False, start_method: str | None = None) -> TuneResult:
     """Tune a filter's hyper-parameters on an HMM with Optuna (TPE sampler, median pruner).
 
     Args:
@@ -239,11 +440,16 @@ def tune(flt: Filter, hmm: HMM, space: dict[str, Any] | None = None, n_trials: i
         metric: the time average to minimise (``"rmse.a"``, ``"crps.a"``, ...).
         storage: ``None`` (in memory) or a persistent storage (see :func:`make_storage`); with one,
             the study can be shared by processes and machines, and resumes after a kill.
-        study_name: name of the study in the storage (default: from the filter and the HMM).
+        study_name: name of the study in the storage (default :func:`default_study_name`: the
+            filter class, the HMM name, the metric and a hash of :func:`study_key`). A stored study
+            of that name run with other settings is refused with a ``ValueError``.
         workers: processes on this machine working on the study (a journal file in a temporary
-            folder is used when ``storage`` is ``None``).
-        seed: seed of the sampler (worker ``i`` uses ``seed + i``).
+            folder is used when ``storage`` is ``None``; it is removed when ``tune`` ends, and the
+            returned study is an in-memory copy). Workers end when this process ends.
+        seed: seed of the sampler; trial ``i`` is drawn with the seed ``(seed, i)``, so a run is
+            reproducible and processes sharing a study draw different points.
         pruner: an Optuna pruner (default ``MedianPruner(n_startup_trials=5)``).
+        start_method: how workers start (default :func:`default_start_method`).
 
     Returns:
         A :class:`TuneResult` with the best filter, its score and the study.
@@ -253,39 +459,27 @@ def tune(flt: Filter, hmm: HMM, space: dict[str, Any] | None = None, n_trials: i
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = resolve_space(flt, space)
     objective = Objective(flt, hmm, seeds, metric, space)
-    study_name = study_name or f"{type(flt).__name__}|{hmm.name}|{metric}"
+    key = study_key(flt, hmm, space, seeds, metric)
+    study_name = study_name or default_study_name(flt, hmm, metric, key)
     tmpdir = None
-    if workers > 1 and storage is None:
-        tmpdir = tempfile.TemporaryDirectory(prefix="dafilters-tune-")
-        storage = os.path.join(tmpdir.name, "study.log")
-    study = optuna.create_study(
-        storage=make_storage(storage), study_name=study_name, load_if_exists=True,
-        direction="minimize", sampler=make_sampler(seed, n_trials, shared=workers > 1 or storage is not None),
-        pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1))
     try:
+        if workers > 1 and storage is None:
+            tmpdir = tempfile.mkdtemp(prefix="dafilters-tune-")
+            storage = os.path.join(tmpdir, "study.log")
+        study = optuna.create_study(
+            storage=make_storage(storage), study_name=study_name, load_if_exists=True,
+            direction="minimize", sampler=make_sampler(seed, n_trials, shared=storage is not None),
+            pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1))
+        _check_key(study, key)
         if workers <= 1:
             _optimize(study, objective, n_trials, progress)
         else:
-            global _WORKER_JOB
-            _WORKER_JOB = (storage, study_name, objective, n_trials, seed)
-            ctx = multiprocessing.get_context("fork")
-            procs = [ctx.Process(target=_worker, args=(i,)) for i in range(workers)]
-            for p in procs:
-                p.start()
-            for p in procs:
-                p.join()
-            _WORKER_JOB = None
-            failed = [p.exitcode for p in procs if p.exitcode != 0]
-            if failed:
-                raise RuntimeError(f"{len(failed)} tuning worker(s) failed (exit codes {failed})")
-        completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-        if not completed:
-            raise RuntimeError(f"no trial of {flt.name} completed (all diverged or were pruned)")
-        best = dataclasses.replace(flt, **study.best_params)
-        return TuneResult(best, float(study.best_value), study)
+            _run_workers(_Job(storage, study_name, objective, n_trials, seed, os.getpid(), tmpdir),
+                         workers, start_method)
+        return _result(flt, _in_memory(study) if tmpdir is not None else study)
     finally:
         if tmpdir is not None:
-            tmpdir.cleanup()
+            shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 @dataclass
@@ -294,7 +488,7 @@ class Tuned:
 
     The filter is tuned on ``tune_seeds`` (which must differ from the experiment's seeds), and the
     best setting is then run on the evaluation seeds, so a table never reports a score on the seeds
-    it was tuned on.
+    it was tuned on. Entries sharing a ``storage`` get one study each (see :func:`study_key`).
 
     Args:
         filter: the filter to tune. n_trials: Optuna trials. tune_seeds: the tuning seeds.
@@ -307,11 +501,11 @@ class Tuned:
     space: dict[str, Any] | None = None
     metric: str = "rmse.a"
     storage: Any = None
-    kwargs: dict[str, Any] = field(default_factory=dict)
 
     def tune(self, hmm: HMM) -> TuneResult:
+        """Tune the filter on ``hmm`` (see :func:`tune`)."""
         return tune(self.filter, hmm, space=self.space, n_trials=self.n_trials,
-                    seeds=self.tune_seeds, metric=self.metric, storage=self.storage, **self.kwargs)
+                    seeds=self.tune_seeds, metric=self.metric, storage=self.storage)
 
     @property
     def name(self) -> str:
