@@ -223,13 +223,12 @@ def _read_blob(path: str, device: str | None) -> dict[str, Any]:
         raise FileNotFoundError(f"no model file {path}")
     try:
         blob = torch.load(path, map_location=device or "cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise ValueError(f"{path} is not a dafilters model file that can be read safely: it holds "
-                         "objects other than tensors and plain data (refused, nothing was run). "
-                         f"Files written before format {FORMAT!r} must be retrained or re-saved "
-                         "with this version") from None
-    except (RuntimeError, OSError, EOFError) as err:
-        raise ValueError(f"{path} is not a torch file: {type(err).__name__}: {err}") from None
+    except (pickle.UnpicklingError, RuntimeError, OSError, EOFError) as err:
+        raise ValueError(f"{path} is not a dafilters model file that can be read safely: it is "
+                         "not a torch file, or it holds objects other than tensors and plain data "
+                         f"(refused, nothing in it was run; {type(err).__name__}). Files written "
+                         f"before format {FORMAT!r} must be retrained or re-saved with this "
+                         "version") from None
     if not isinstance(blob, dict) or "format" not in blob:
         raise ValueError(f"{path} is not a saved dafilters learned filter (no 'format' field)")
     if blob["format"] != FORMAT:
