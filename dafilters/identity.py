@@ -13,6 +13,8 @@ Canonical forms:
 - strings, ``None``, booleans as themselves; lists and tuples alike; dicts by sorted items;
 - numpy arrays (and torch tensors) by dtype family, shape and a hash of their bytes (numeric
   arrays as float64, so an integer index array equals the same indices as floats);
+- torch modules by class, structure (``repr``) and ``state_dict``; torch devices and dtypes by
+  name;
 - classes by ``module.qualname``; functions by name, byte code, constants, defaults and the
   values their closures capture; ``functools.partial`` by function and arguments; bound methods
   by function and the object they are bound to;
@@ -52,9 +54,10 @@ class Identified:
     """Mixin: how an object contributes its parameters to content identities.
 
     The default :meth:`identity` is every instance attribute (``vars(self)``) except those named in
-    ``identity_exclude`` and the values of ``functools.cached_property`` (caches never change what
-    an object is). Subclasses holding caches or handles (solvers, compiled functions) list them in
-    ``identity_exclude`` or override :meth:`identity`. Setting ``identity_key`` (a string) on an
+    ``identity_exclude`` (by the class or any of its bases: each class lists its own) and the
+    values of ``functools.cached_property`` (caches never change what an object is). Subclasses
+    holding caches or handles (solvers, compiled functions) list them in ``identity_exclude`` or
+    override :meth:`identity`. Setting ``identity_key`` (a string) on an
     instance replaces its content by that explicit key, for objects that cannot be hashed.
     """
 
@@ -67,15 +70,19 @@ class Identified:
         """What defines this object, as a structure :func:`canonical` understands."""
         if self.identity_key is not None:
             return {"identity_key": str(self.identity_key)}
-        skip = set(self.identity_exclude) | _cached_names(type(self)) | {"identity_key"}
+        skip = _excluded_names(type(self)) | {"identity_key"}
         return {k: v for k, v in vars(self).items() if k not in skip}
 
 
 @functools.cache
-def _cached_names(cls: type) -> frozenset[str]:
-    """Names of the ``cached_property`` attributes of ``cls`` and its bases."""
-    return frozenset(name for klass in cls.__mro__ for name, v in vars(klass).items()
-                     if isinstance(v, cached_property))
+def _excluded_names(cls: type) -> frozenset[str]:
+    """The ``identity_exclude`` names of ``cls`` and all its bases (each class lists its own), and
+    the names of their ``cached_property`` attributes."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        names.update(vars(klass).get("identity_exclude", ()))
+        names.update(name for name, v in vars(klass).items() if isinstance(v, cached_property))
+    return frozenset(names)
 
 
 def _qualname(obj: Any) -> str:
@@ -149,8 +156,11 @@ def canonical(obj: Any, path: str = "value", _stack: list | None = None) -> Any:
         return {"dtype": str(obj)}
     if isinstance(obj, np.ndarray):
         return _array(obj, path, stack)
-    if type(obj).__module__.startswith("torch") and hasattr(obj, "detach"):
-        return _array(obj.detach().cpu().numpy(), path, stack)
+    if type(obj).__module__.startswith("torch"):
+        if hasattr(obj, "detach"):
+            return _array(obj.detach().cpu().numpy(), path, stack)
+        if type(obj).__name__ in ("device", "dtype"):
+            return {"torch": type(obj).__name__, "value": str(obj)}
     if any(s is obj for s in stack):  # a cycle (e.g. a method bound to its owner): a back-reference
         return {"ref": len(stack) - next(i for i, s in enumerate(stack) if s is obj)}
     stack.append(obj)
@@ -185,6 +195,9 @@ def _composite(obj: Any, path: str, stack: list) -> Any:
                 "keywords": canonical(obj.keywords, path, stack)}
     if isinstance(obj, (types.BuiltinFunctionType, np.ufunc)):
         return {"builtin": f"{getattr(obj, '__module__', None) or 'numpy'}.{obj.__name__}"}
+    if hasattr(obj, "state_dict") and hasattr(obj, "named_modules"):  # a torch.nn.Module
+        return {"module": _qualname(type(obj)), "state": canonical(obj.state_dict(), path, stack),
+                "repr": "s:" + repr(obj)}
     if isinstance(obj, np.random.Generator):
         return {"rng": canonical(obj.bit_generator.state, path, stack)}
     raise Unhashable(

@@ -98,6 +98,8 @@ class MultiObs(Observation):
         obs.without("coarse")      # the same HMM observations, one modality dropped
     """
 
+    identity_exclude = ("_noise_cache",)  # stacked covariances per modality set
+
     def __init__(self, modalities: Mapping[str, Observation | Modality]):
         if not modalities:
             raise ValueError("MultiObs needs at least one modality")

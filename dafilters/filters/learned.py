@@ -37,8 +37,11 @@ FORMAT = "dafilters-learned-filter-2"
 
 
 def hmm_spec(hmm: HMM) -> dict[str, Any]:
-    """What a trained filter is keyed to: the HMM's name, state and observation sizes."""
-    return {"name": hmm.name, "Nx": hmm.Nx, "Ny": hmm.obs.Ny(0), "fingerprint": hmm.fingerprint()}
+    """What a trained filter is keyed to: the HMM's name, state and observation sizes, its
+    identity (``fingerprint``, a content hash, see :meth:`~dafilters.hmm.HMM.fingerprint`) and
+    the content hashes of its parts (``parts``: dynamics, observations, prior, chronology)."""
+    return {"name": hmm.name, "Nx": hmm.Nx, "Ny": hmm.obs.Ny(0), "fingerprint": hmm.fingerprint(),
+            "parts": hmm.parts()}
 
 
 @dataclass
@@ -94,7 +97,14 @@ class LearnedFilter(Filter):
         return self
 
     def check_hmm(self, hmm: HMM) -> None:
-        """Raise a clear error if the filter is untrained or was trained for another HMM size."""
+        """Raise a clear error if the filter is untrained or was trained for another model.
+
+        "Another model": other sizes, or dynamics or observations whose content differs (e.g.
+        Lorenz-96 with F = 10 instead of 8, another R, other observed indices). The prior and the
+        chronology's length may differ (a run longer than the training trajectories, another
+        initial spread). To run a filter on a model it was not trained for on purpose (a transfer
+        or model-error experiment), set ``flt.transfer = True``.
+        """
         if not self.trained:
             raise RuntimeError(f"{type(self).__name__} is not trained: call .fit(hmm) or "
                                "Filter.load(path) first")
@@ -103,6 +113,16 @@ class LearnedFilter(Filter):
             if self.spec[key] != now[key]:
                 raise ValueError(f"{type(self).__name__} was trained for {self.spec['name']} with "
                                  f"{key}={self.spec[key]}, but this HMM ({hmm.name}) has {key}={now[key]}")
+        if getattr(self, "transfer", False):
+            return
+        trained = self.spec.get("parts") or {}
+        differ = [p for p in ("dyn", "obs") if trained.get(p) != now["parts"][p]]
+        if differ:
+            what = " and ".join({"dyn": "dynamics", "obs": "observations"}[p] for p in differ)
+            raise ValueError(f"{type(self).__name__} was trained for {self.spec['name']}, whose {what} "
+                             f"differ from those of this HMM ({hmm.name}); train it for this HMM "
+                             "(.fit(hmm)), or set .transfer = True to evaluate it on another model "
+                             "on purpose")
 
     def assimilate(self, hmm: HMM, xx, yy, **kwargs):
         """As :meth:`Filter.assimilate`, after checking that the filter was trained for ``hmm``."""

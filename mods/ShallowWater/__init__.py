@@ -439,6 +439,10 @@ class ShallowWater(Dynamics):
         noise: model-noise covariance per unit time (as for :class:`~dafilters.hmm.Dynamics`).
     """
 
+    #: The Dedalus solver is a cache and the communicator does not change the model: neither is
+    #: part of the model's identity (HMM.fingerprint).
+    identity_exclude = ("_sim", "comm")
+
     def __init__(self, Nphi: int = 32, Ntheta: int = 16, dealias: float = 1.5, nu: float | None = None,
                  forcing: Jet | None = None, tau: float = 48.0, timestepper: str = "RK222",
                  comm=None, noise=None):
