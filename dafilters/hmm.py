@@ -239,8 +239,21 @@ class Observation:
         return self.h(E, ko)
 
     def sample(self, x: np.ndarray, ko: int, rng: np.random.Generator) -> np.ndarray:
-        """A noisy observation ``y = h(x) + r`` of one state ``x`` ``(Nx,)``."""
-        return self(x, ko) + self.noise(ko).sample(1, rng)[0]
+        """A noisy observation ``y = h(x) + r`` of one state ``x`` ``(Nx,)``.
+
+        Raises:
+            ValueError: if ``h`` does not give ``Ny(ko)`` values, or ``noise(ko)`` has another
+                size or is singular.
+            TypeError: if ``noise(ko)`` is not a :class:`~dafilters.gaussian.Covariance`.
+        """
+        Ny = self.Ny(ko)
+        hx = np.asarray(self(x, ko))
+        if hx.shape != (Ny,):
+            raise ValueError(f"observation operator {type(self).__name__} at ko={ko}: h(x) of one "
+                             f"state has shape {hx.shape}, expected (Ny,) = ({Ny},) since Ny({ko}) = "
+                             f"{Ny} (h must map an ensemble (N, Nx) to (N, Ny))")
+        R = Covariance.check(self.noise(ko), Ny, f"observation noise R = {type(self).__name__}.noise({ko})")
+        return hx + R.sample(1, rng)[0]
 
     def loglik(self, y: np.ndarray, E: np.ndarray, ko: int) -> np.ndarray:
         """Gaussian log-likelihood ``log p(y | x_n)`` for each member, shape ``(N,)``."""
@@ -352,7 +365,13 @@ class GaussPrior(Prior):
     """Gaussian prior ``N(mu, C)``; ``mu`` of shape ``(Nx,)``, ``C`` as for :class:`Covariance`."""
 
     def __init__(self, mu, C=1.0, Nx: int | None = None):
-        self.rv = GaussRV(mu, C, Nx)
+        """``C`` may be singular (a prior that fixes some components exactly), not indefinite.
+
+        Raises:
+            ValueError: naming ``GaussPrior`` if ``mu`` or ``C`` does not have size ``Nx`` (or
+                each other's size), or ``C`` is not a covariance (see :class:`Covariance`).
+        """
+        self.rv = GaussRV(mu, C, Nx, name="GaussPrior", semidefinite=True)
         self.Nx = self.rv.M
 
     def sample(self, N: int, rng: np.random.Generator) -> np.ndarray:
@@ -383,8 +402,14 @@ class HMM:
     name: str = "HMM"
 
     def __post_init__(self):
-        if self.prior.Nx != self.dyn.Nx:
-            raise ValueError(f"prior has size {self.prior.Nx} but the dynamics have Nx={self.dyn.Nx}")
+        Nx = getattr(self.prior, "Nx", None)
+        if Nx is None:
+            raise TypeError(f"HMM {self.name!r}: the prior {type(self.prior).__name__} has no Nx; a "
+                            "Prior subclass must set Nx (the state size), e.g. self.Nx = ... in "
+                            "its __init__")
+        if Nx != self.dyn.Nx:
+            raise ValueError(f"HMM {self.name!r}: prior has size {Nx} but the dynamics have "
+                             f"Nx={self.dyn.Nx}")
 
     @property
     def Nx(self) -> int:
@@ -415,8 +440,17 @@ class HMM:
             x = self.dyn.forecast(x, tseq.tt[k - 1], tseq.dt, rng_x)
             xx[k] = x[0]
         if not np.all(np.isfinite(xx)):
-            raise FloatingPointError(f"{self.name}: the truth trajectory is not finite")
-        yy = [self.obs.sample(xx[k], ko, rng_y) for ko, k in enumerate(tseq.kko)]
+            k = int(np.argmin(np.isfinite(xx).all(axis=1)))
+            raise FloatingPointError(f"{self.name}: the truth trajectory is not finite (first at "
+                                     f"step k={k}, t={tseq.tt[k]:g})")
+        yy = [np.asarray(self.obs.sample(xx[k], ko, rng_y)) for ko, k in enumerate(tseq.kko)]
+        for ko, y in enumerate(yy):  # also for operators that override Observation.sample
+            Ny = self.obs.Ny(ko)
+            if y.shape != (Ny,):
+                raise ValueError(f"{self.name}: {type(self.obs).__name__}.sample gives observation "
+                                 f"yy[{ko}] of shape {y.shape}, expected (Ny,) = ({Ny},)")
+            if not np.all(np.isfinite(y)):
+                raise FloatingPointError(f"{self.name}: observation yy[{ko}] is not finite")
         if len({len(y) for y in yy}) == 1:
             yy = np.array(yy)
         return xx, yy

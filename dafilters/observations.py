@@ -39,26 +39,42 @@ __all__ = ["LinearObs", "PartialObs", "IdentityObs", "FunctionObs", "ArctanObs",
 class _NoiseMixin:
     """Builds ``R_ko`` from a scalar, vector, matrix, :class:`Covariance` or ``ko -> ...``.
 
-    Fixed specifications are turned into a :class:`Covariance` once per observation size.
+    Fixed specifications are turned into a :class:`Covariance` once per observation size, and
+    checked when the operator is built (positive variances, a symmetric positive-definite matrix);
+    a callable's covariance is checked when it is asked for.
     """
+
+    identity_exclude = ("_noise_cache",)  # covariances built from _noise_spec
+
+    def _noise_name(self, ko: int | None = None) -> str:
+        """How error messages name ``R`` (at ``ko`` if given)."""
+        return f"observation noise R of {type(self).__name__}" + ("" if ko is None else f" at ko={ko}")
 
     def _init_noise(self, noise) -> None:
         if noise is None:
             raise ValueError("observation noise must be given (a variance, vector or matrix)")
         self._noise_spec = noise
         self._noise_cache: dict[int, Covariance] = {}
+        if not callable(noise):
+            if np.ndim(noise) == 0 and not isinstance(noise, Covariance):
+                Covariance(noise, 1, name=self._noise_name(), semidefinite=False)  # checks the value
+            else:  # the same object noise() returns for this size
+                R = Covariance(noise, name=self._noise_name(), semidefinite=False)
+                self._noise_cache[R.M] = R
 
     def noise(self, ko: int) -> Covariance:
         Ny = self.Ny(ko)
         if callable(self._noise_spec):
             R = self._noise_spec(ko)
-            R = R if isinstance(R, Covariance) else Covariance(R, Ny)
+            if not isinstance(R, Covariance) or not R.positive_definite:
+                R = Covariance(R, Ny, name=self._noise_name(ko), semidefinite=False)
         elif Ny in self._noise_cache:
             return self._noise_cache[Ny]
         else:
-            R = self._noise_cache[Ny] = Covariance(self._noise_spec, Ny)
+            R = self._noise_cache[Ny] = Covariance(self._noise_spec, Ny, name=self._noise_name(ko),
+                                                   semidefinite=False)
         if R.M != Ny:
-            raise ValueError(f"observation noise has size {R.M} but Ny={Ny} at ko={ko}")
+            raise ValueError(f"{self._noise_name(ko)} has size {R.M} but Ny={Ny}")
         return R
 
 
@@ -95,6 +111,8 @@ class PartialObs(_NoiseMixin, Observation):
         idx: indices ``(Ny,)`` or a callable ``ko -> indices`` (irregular/missing observations).
         noise: observation-error covariance (scalar variance, vector, matrix or ``ko -> ...``).
     """
+
+    identity_exclude = ("_all",)  # a cache of whether every variable is observed
 
     def __init__(self, Nx: int, idx: Sequence[int] | Callable[[int], Sequence[int]], noise):
         self.Nx = int(Nx)
@@ -356,6 +374,8 @@ class RandomMaskObs(PartialObs):
         count: number of points to observe.
         seed: seed of the mask. resample: a new mask at every ``ko``.
     """
+
+    identity_exclude = ("_last",)  # the last mask drawn (a cache)
 
     def __init__(self, n: int | Sequence[int], noise, frac: float | None = None,
                  count: int | None = None, seed: int = 0, resample: bool = False):

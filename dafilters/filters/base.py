@@ -28,6 +28,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
+from ..gaussian import Covariance
 from ..hmm import HMM, streams
 from ..stats import Diverged, Gaussian, Stats, WeightedEnsemble
 from . import registry
@@ -50,12 +51,23 @@ class Context:
 
 
 def check_inputs(hmm: HMM, xx: np.ndarray, yy) -> None:
-    """Raise a ``ValueError`` naming the problem if ``xx`` or ``yy`` do not fit ``hmm``."""
+    """Raise a ``ValueError`` naming the problem if ``xx`` or ``yy`` do not fit ``hmm``.
+
+    Checks the truth (shape, finite), the observations (count, shapes ``(Ny(ko),)``, finite),
+    and, once at the first observation time, the observation operator and noise
+    (:func:`check_observation`). A ``TypeError`` if something is of the wrong kind.
+    """
     tseq = hmm.tseq
     xx = np.asarray(xx)
+    if xx.dtype.kind not in "fiu":
+        raise TypeError(f"truth xx must be numeric, got dtype {xx.dtype}")
     if xx.shape != (tseq.K + 1, hmm.Nx):
         raise ValueError(f"truth xx has shape {xx.shape}, expected (K+1, Nx) = "
                          f"({tseq.K + 1}, {hmm.Nx})")
+    finite = np.isfinite(xx).all(axis=1)
+    if not finite.all():
+        k = int(np.argmin(finite))
+        raise ValueError(f"truth xx contains NaN or inf, first at time index k={k} (t={tseq.tt[k]:g})")
     if len(yy) != tseq.Ko + 1:
         raise ValueError(f"yy holds {len(yy)} observations, expected Ko+1 = {tseq.Ko + 1}")
     if isinstance(yy, np.ndarray) and yy.dtype.kind not in "fiu":
@@ -68,6 +80,28 @@ def check_inputs(hmm: HMM, xx: np.ndarray, yy) -> None:
         if not np.all(np.isfinite(y)):
             raise ValueError(f"observation yy[{ko}] contains NaN or inf; remove missing values "
                              "from the observation operator's index set instead")
+    check_observation(hmm, xx[tseq.kko[0]], 0)
+
+
+def check_observation(hmm: HMM, x: np.ndarray, ko: int) -> None:
+    """Check ``hmm.obs`` at observation time ``ko`` on the state ``x`` ``(Nx,)``: ``h`` maps a
+    batch ``(2, Nx)`` to ``(2, Ny(ko))`` and ``noise(ko)`` is a positive-definite
+    :class:`~dafilters.gaussian.Covariance` of size ``Ny(ko)`` (a wrong width would otherwise
+    broadcast silently through the filters).
+
+    Raises:
+        ValueError: naming the operator and the shapes or sizes. TypeError: if ``noise(ko)`` is
+            not a :class:`~dafilters.gaussian.Covariance`.
+    """
+    obs = hmm.obs
+    name = type(obs).__name__
+    Ny = obs.Ny(ko)
+    Hx = np.asarray(obs.h(np.stack([x, x]), ko))
+    if Hx.shape != (2, Ny):
+        raise ValueError(f"{hmm.name}: observation operator {name}.h maps 2 states (2, Nx) to shape "
+                         f"{Hx.shape} at ko={ko}, expected (2, Ny) = (2, {Ny}) since "
+                         f"{name}.Ny({ko}) = {Ny}")
+    Covariance.check(obs.noise(ko), Ny, f"{hmm.name}: observation noise R = {name}.noise({ko})")
 
 
 def check_ensemble_size(N: int) -> None:
