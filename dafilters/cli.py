@@ -14,9 +14,11 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from .experiments import Experiments, Results
 from .filters.base import Filter
@@ -51,21 +53,77 @@ def load_hmm(path: str) -> HMM:
     raise SystemExit(f"error: no model setting module named {path!r} (e.g. mods.Lorenz63.sakov2012)")
 
 
-def parse_filter(expr: str) -> Filter:
-    """Evaluate a filter expression such as ``EnKF('Sqrt', N=10, infl=1.02)``.
+#: What :func:`parse_filter` refuses, by the kind of syntax node.
+_REFUSED = {
+    ast.Attribute: "attribute access", ast.Subscript: "a subscript", ast.Call: "a nested call",
+    ast.Lambda: "a lambda", ast.ListComp: "a comprehension", ast.SetComp: "a comprehension",
+    ast.DictComp: "a comprehension", ast.GeneratorExp: "a generator expression",
+    ast.Name: "a name", ast.Starred: "a starred argument", ast.NamedExpr: "an assignment expression",
+    ast.JoinedStr: "an f-string", ast.IfExp: "a conditional expression", ast.BoolOp: "a boolean operation",
+    ast.Compare: "a comparison", ast.BinOp: "an operation",
+}
+_EXAMPLE = "a call of a filter class with literal arguments, e.g. EnKF('Sqrt', N=10, infl=1.02)"
 
-    Only filter class names and literals are available in the expression.
-    """
-    namespace = dict(filter_classes())
+
+def _describe(node: ast.AST) -> str:
+    """What ``node`` is, in words, with its source (shortened): the first refused part inside."""
+    inner = next((n for n in ast.walk(node) if type(n) in _REFUSED), node)
+    kind = _REFUSED.get(type(inner), "the literal" if isinstance(inner, ast.Constant)
+                        else f"a {type(inner).__name__} expression")
+    text = ast.unparse(inner)
+    return f"{kind} {text if len(text) <= 60 else text[:57] + '...'!r}"
+
+
+def _literal(node: ast.expr, expr: str) -> Any:
+    """The value of a literal argument node; ``SystemExit`` naming anything else."""
     try:
-        flt = eval(expr, {"__builtins__": {}}, namespace)  # noqa: S307 - restricted namespace
-    except NameError as err:
-        raise SystemExit(f"error: {err} in {expr!r}; known filters: {', '.join(namespace)}") from None
-    except (TypeError, ValueError, SyntaxError) as err:
+        return ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, RecursionError):
+        raise SystemExit(f"error: bad filter {expr!r}: {_describe(node)} is not allowed in an "
+                         "argument; arguments are numbers, strings, None, True/False and tuples, "
+                         "lists or dicts of those") from None
+
+
+def _parse_call(expr: str, classes: dict[str, type[Filter]]) -> tuple[type[Filter], list, dict]:
+    """The class, positional and keyword arguments of a filter expression (parsed, not run)."""
+    try:
+        call = ast.parse(expr.strip(), mode="eval").body
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
+        raise SystemExit(f"error: bad filter {expr!r}: {err}; write {_EXAMPLE}") from None
+    if not isinstance(call, ast.Call):
+        raise SystemExit(f"error: {expr!r} is not a filter: {_describe(call)}; write {_EXAMPLE}")
+    if not isinstance(call.func, ast.Name):
+        raise SystemExit(f"error: bad filter {expr!r}: {_describe(call.func)} is not allowed; "
+                         f"write {_EXAMPLE}")
+    if call.func.id not in classes:
+        raise SystemExit(f"error: unknown filter {call.func.id!r} in {expr!r}; known filters: "
+                         f"{', '.join(classes)}")
+    args = [_literal(arg, expr) for arg in call.args]
+    kwargs: dict[str, Any] = {}
+    for kw in call.keywords:
+        if kw.arg is None:
+            raise SystemExit(f"error: bad filter {expr!r}: **{ast.unparse(kw.value)} (keyword "
+                             "unpacking) is not allowed; name each argument")
+        if kw.arg in kwargs:
+            raise SystemExit(f"error: bad filter {expr!r}: argument {kw.arg!r} given twice")
+        kwargs[kw.arg] = _literal(kw.value, expr)
+    return classes[call.func.id], args, kwargs
+
+
+def parse_filter(expr: str) -> Filter:
+    """The filter of an expression such as ``EnKF('Sqrt', N=10, infl=1.02)``.
+
+    The expression is parsed, never evaluated: it must be one call of a filter class named by
+    :func:`filter_classes`, with literal arguments only (numbers, strings, ``None``,
+    ``True``/``False``, tuples, lists and dicts of those). Anything else (attribute access,
+    subscripts, other calls, names, lambdas, comprehensions, ``*``/``**`` unpacking) is refused
+    with a ``SystemExit`` naming it, as are unknown class names and arguments the class rejects.
+    """
+    cls, args, kwargs = _parse_call(expr, filter_classes())
+    try:
+        return cls(*args, **kwargs)
+    except (TypeError, ValueError) as err:
         raise SystemExit(f"error: bad filter {expr!r}: {err}") from None
-    if not isinstance(flt, Filter):
-        raise SystemExit(f"error: {expr!r} is not a filter")
-    return flt
 
 
 def demo_experiments(seeds: Sequence[int] = (0, 1, 2)) -> list[Experiments]:

@@ -22,7 +22,9 @@ __all__ = ["plot_study", "plot_results"]
 
 
 def _save(fig_or_ax: Any, path: Path) -> Path:
+    """Save a figure (or an axes' figure) as PNG at ``path``, creating missing folders; close it."""
     fig = fig_or_ax.figure if isinstance(fig_or_ax, matplotlib.axes.Axes) else fig_or_ax
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -30,7 +32,7 @@ def _save(fig_or_ax: Any, path: Path) -> Path:
 
 
 def plot_study(study: Any, folder: str | os.PathLike, prefix: str = "study") -> list[Path]:
-    """Save the figures of an Optuna study in ``folder``; returns their paths.
+    """Save the figures of an Optuna study in ``folder`` (created if missing); returns their paths.
 
     Files: ``{prefix}_history.png``; ``{prefix}_importance.png`` and ``{prefix}_contour.png``
     when the study tuned two or more parameters over at least two completed trials.
@@ -56,7 +58,7 @@ def plot_results(results: Any, path: str | os.PathLike, x: str = "N", metric: st
     """Plot ``metric`` against the setting ``x``, one line per (HMM, filter class).
 
     Args:
-        results: :class:`~dafilters.Results`. path: the PNG file.
+        results: :class:`~dafilters.Results`. path: the PNG file (missing folders are created).
         x: the setting on the horizontal axis. metric: the time average plotted.
         best_over: other settings to optimise out first (see :meth:`Results.best`), e.g.
             ``["infl", "loc_rad"]`` to plot the best-tuned RMSE against ``N``.
