@@ -8,6 +8,14 @@ clear error, and round-trips through a single file::
     flt.save("mnmef.pt")
     flt = Filter.load("mnmef.pt")        # same class, settings, spec and weights
 
+Model files cannot run code: they are read with ``torch.load(weights_only=True)`` (settings, spec
+and training summary are stored as JSON text beside the weights), and a file may only name a
+learned-filter class that is registered, i.e. whose class statement has run (every subclass of
+:class:`LearnedFilter` registers itself); the module a file names is never imported (only
+dafilters' own learned filters, a fixed list, are imported on demand). Define or import other
+filter classes before loading their files. ``save`` writes a unique temporary file and
+renames it, so processes saving to one path do not collide.
+
 Subclasses implement :meth:`LearnedFilter.build` (the networks for a spec) and
 :meth:`LearnedFilter.train` (the training on data from the HMM), plus the usual filter hooks.
 """
@@ -246,15 +254,14 @@ def _read_blob(path: str, device: str | None) -> dict[str, Any]:
     except (pickle.UnpicklingError, RuntimeError, OSError, EOFError) as err:
         raise ValueError(f"{path} is not a dafilters model file that can be read safely: it is "
                          "not a torch file, or it holds objects other than tensors and plain data "
-                         f"(refused, nothing in it was run; {type(err).__name__}). Files written "
-                         f"before format {FORMAT!r} must be retrained or re-saved with this "
-                         "version") from None
+                         f"(refused, nothing in it was run; {type(err).__name__}). Filters saved "
+                         f"before format {FORMAT!r} must be retrained and saved again") from None
     if not isinstance(blob, dict) or "format" not in blob:
         raise ValueError(f"{path} is not a saved dafilters learned filter (no 'format' field)")
     if blob["format"] != FORMAT:
         raise ValueError(f"{path} is a model file of format {blob['format']!r}, but this version "
-                         f"reads {FORMAT!r} only: retrain the filter (or re-save it with this "
-                         "version)")
+                         f"reads {FORMAT!r} only: retrain the filter and save it again (older "
+                         "formats are not read: loading them could run code)")
     _check_fields(blob, path)
     return blob
 
