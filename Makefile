@@ -49,12 +49,22 @@ CORE_STAMP := $(call stamp,core)
 
 venv: $(call stamp,$(subst $(comma),$(space),$(EXTRAS)))
 
+# pip's output, a line per package: name, version, download size (errors go to stderr, unfiltered).
+PIP_LINES := 'function show(path, note,  n, f, a) { n = split(path, f, "/"); split(f[n], a, "-"); \
+  sub(/(\.tar\.gz|\.zip|\.whl)$$/, "", a[2]); print "    " a[1] " " a[2] note; fflush() } \
+  /^Processing \//           { show($$2, "") } \
+  /^ +Downloading /           { show($$2, " " $$3 " " $$4) } \
+  /^ +Using cached /          { show($$3, " (cached)") } \
+  /Building (wheel|editable) for .*started/ { print "    building " $$4 " ..."; fflush() } \
+  /^Installing collected packages/ { print "    installing " split(substr($$0, 32), f, ", ") \
+    " packages (unpacking torch takes a while) ..."; fflush() }'
+
 # .venv/.installed-<extras joined by ->: create the venv if needed and install dafilters with those
 # extras (core: none), a line per step; Dedalus's setup.py finds MPI and FFTW through the variables.
 $(VENV)/.installed-%: $(DEPS)
+	@case ",$(subst -,$(comma),$*)," in *,atmos,*|*,all,*) have="$(HAVE_SYS)";; \
+	  *,mpi,*) have="$(HAVE_MPI)";; *) have=n/a;; esac; [ -n "$$have" ] || $(MAKE) --no-print-directory sysdeps
 	@set -eo pipefail; start=$$SECONDS; extras="$(subst -,$(comma),$(filter-out core,$*))"; \
-	case ",$$extras," in *,atmos,*|*,all,*) have="$(HAVE_SYS)";; *,mpi,*) have="$(HAVE_MPI)";; *) have=n/a;; esac; \
-	[ -n "$$have" ] || $(MAKE) --no-print-directory sysdeps; \
 	if [ ! -x $(BIN)/python ]; then \
 	  if ! $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then \
 	    echo "[dafilters] dafilters needs Python 3.11+; '$(PYTHON)' is $$($(PYTHON) --version 2>&1)." \
@@ -74,11 +84,8 @@ $(VENV)/.installed-%: $(DEPS)
 	  MPI_LIBRARY_PATH="$${MPI_LIBRARY_PATH:-$$(mpicc --showme:libdirs 2>/dev/null | cut -d' ' -f1)}" \
 	  FFTW_INCLUDE_PATH="$${FFTW_INCLUDE_PATH:-/usr/include}" \
 	  FFTW_LIBRARY_PATH="$${FFTW_LIBRARY_PATH:-/usr/lib/$$arch}"; \
-	$(BIN)/python -m pip install --progress-bar off -c constraints.txt $(PIP_ARGS) \
-	  -e ".$${extras:+[$$extras]}" | awk ' \
-	  /^Collecting /                   { print "    " $$2; fflush(); next } \
-	  /^Building (wheel|editable) for/ { print "    building " $$4 " ..."; fflush(); next } \
-	  /^Installing collected packages/ { print "    installing " split(substr($$0, 32), p, ", ") " packages ..."; fflush() }'; \
+	$(BIN)/python -m pip install --progress-bar off --no-compile -c constraints.txt $(PIP_ARGS) \
+	  -e ".$${extras:+[$$extras]}" | awk $(PIP_LINES); \
 	touch $@ $(CORE_STAMP); \
 	echo "[dafilters] installed in $$((SECONDS - start)) s"
 
