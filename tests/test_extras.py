@@ -50,7 +50,7 @@ def test_every_extra_is_declared_in_setup_cfg():
     import configparser
     from pathlib import Path
 
-    cfg = configparser.ConfigParser()
+    cfg = configparser.ConfigParser(interpolation=None)
     cfg.read(Path(__file__).resolve().parents[1] / "setup.cfg")
     declared = set(cfg["options.extras_require"])
     assert set(EXTRAS) <= declared
