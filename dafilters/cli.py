@@ -185,7 +185,21 @@ def _cmd_run(args: argparse.Namespace) -> None:
 
 
 def _cmd_table(args: argparse.Namespace) -> None:
-    Results.load(args.folder).table(best_over=args.best_over or None)
+    """Print the table of the runs saved in a folder; unreadable run files are named on stderr
+    and skipped, a folder without runs is an error."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            results = Results.load(args.folder)
+        except FileNotFoundError as err:
+            results = err
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    if isinstance(results, FileNotFoundError):
+        raise SystemExit(f"error: {results}")
+    results.table(best_over=args.best_over or None)
 
 
 def _cmd_plot(args: argparse.Namespace) -> None:

@@ -29,10 +29,10 @@ from tqdm.auto import tqdm
 from .filters.base import Filter
 from .filters.learned import LearnedFilter, load_filter
 from .hmm import HMM
-from .parallel import run_jobs
+from .parallel import check_backend, run_jobs
 from .results import Results, format_setting, format_uq
 from .runs import error_record, new_record
-from .store import atomic_write, jsonable, load_record, save_run
+from .store import atomic_write, check_saveable, check_writable, jsonable, load_record, save_run
 from .tuning import Tuned
 
 __all__ = ["Experiments", "Results", "run_key", "format_uq", "format_setting"]
@@ -105,17 +105,23 @@ class Experiments:
         Args:
             progress: progress bars (over runs, and over the cycles of each serial run); ``None``
                 shows them on a terminal only.
-            workers: parallel runs. ``backend="processes"`` uses a pool of forked processes on this
-                machine (one BLAS thread each); ``backend="mpi"`` uses ``mpi4py.futures`` (launch
-                with ``mpiexec -n K python -m mpi4py.futures script.py``; ``workers`` is then the
-                pool size requested from MPI). Results are identical to a serial run.
+            workers: parallel runs. ``backend="processes"`` uses a pool of processes on this
+                machine (forked, one BLAS thread each; a worker that dies makes its run an error
+                record); ``backend="mpi"`` uses ``mpi4py.futures`` (launch with ``mpiexec -n K
+                python -m mpi4py.futures script.py``, else a ``RuntimeError``; ``workers`` is then
+                the pool size requested from MPI). Results are identical to a serial run.
+
+        With ``save_to``, settings that cannot be saved as JSON and a folder that cannot be written
+        are errors before anything runs; a saved run that cannot be read back is reported (a
+        :class:`~dafilters.store.BadRecordWarning`), moved aside to ``<name>.corrupt`` and run again.
         """
-        if backend not in ("processes", "mpi"):
-            raise ValueError(f"unknown backend {backend!r}; use 'processes' or 'mpi'")
+        check_backend(backend)
         if self.save_to is not None:
-            self.save_to.mkdir(parents=True, exist_ok=True)
+            self._check_save_to([e.filter if isinstance(e, Tuned) else e for e in self.filters])
         show = sys.stderr.isatty() if progress is None else bool(progress)
         plan = [(hmm, flt, extra) for hmm in self.hmms for flt, extra in self._settings(hmm, show)]
+        if self.save_to is not None:  # tuned and trained settings too
+            self._check_save_to([flt for _, flt, _ in plan])
         tasks = [(hmm, flt, seed, extra) for hmm, flt, extra in plan for seed in self.seeds]
         tasks.sort(key=lambda t: (self.hmms.index(t[0]), t[2]))  # same (hmm, seed) together
         records: list[dict | None] = [self._load(hmm, flt, seed) for hmm, flt, seed, _ in tasks]
@@ -194,13 +200,23 @@ class Experiments:
         return flt, {"train_s": flt.training.get("seconds"), "train_device": flt.training.get("device")}
 
     def _path(self, hmm: HMM, flt: Filter, seed: int) -> Path | None:
+        """Where the run (hmm, flt, seed) is saved (``None`` without ``save_to``)."""
         return None if self.save_to is None else self.save_to / f"{run_key(hmm, flt, seed)}.json"
 
     def _load(self, hmm: HMM, flt: Filter, seed: int) -> dict | None:
+        """The saved run, or ``None`` to run it (none saved, failed, or unreadable: moved aside)."""
         path = self._path(hmm, flt, seed)
         return None if path is None else load_record(path)
 
     def _save(self, hmm: HMM, flt: Filter, seed: int, record: dict, series: dict) -> None:
+        """Save a finished run (its record and per-cycle series), if ``save_to`` is set."""
         path = self._path(hmm, flt, seed)
         if path is not None:
             save_run(path, record, series)
+
+    def _check_save_to(self, filters: list[Filter]) -> None:
+        """Raise before anything runs if a setting of ``filters`` cannot be saved as JSON, or if
+        ``save_to`` cannot be created or written (the error names the filter or the folder)."""
+        for flt in filters:
+            check_saveable(flt.name, flt.params())
+        check_writable(self.save_to)

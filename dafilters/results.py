@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from .runs import AVERAGES
+from .store import RUN_KEYS, BadRecord, BadRecordWarning, read_record
 
 __all__ = ["Results", "format_uq", "format_setting"]
 
@@ -48,11 +50,27 @@ class Results:
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> Results:
-        """Read every run saved in ``folder`` (by ``Experiments(..., save_to=folder)``)."""
-        paths = sorted(Path(folder).glob("*.json"), key=lambda p: p.stat().st_mtime)
-        if not paths:
+        """Read every run saved in ``folder`` (by ``Experiments(..., save_to=folder)``).
+
+        Temporary files (``.tmp-*``), tuned settings (``tuned-*.json``) and JSON files that are
+        not run records are ignored; a run record that cannot be read (corrupt, truncated, or
+        missing keys of :data:`~dafilters.store.RUN_KEYS`) is skipped with a
+        :class:`~dafilters.store.BadRecordWarning` naming the file.
+        """
+        if not Path(folder).is_dir():
+            raise FileNotFoundError(f"no saved runs in {folder}: no such folder")
+        paths = [p for p in Path(folder).glob("*.json")
+                 if not p.name.startswith((".tmp-", "tuned-")) and p.is_file()]
+        records = []
+        for path in sorted(paths, key=lambda p: p.stat().st_mtime):
+            try:
+                records.append(read_record(path))
+            except BadRecord as err:
+                if _looks_like_record(path):
+                    warnings.warn(f"{err}; skipped", BadRecordWarning, stacklevel=2)
+        if not records:
             raise FileNotFoundError(f"no saved runs in {folder}")
-        return cls([json.loads(p.read_text()) for p in paths])
+        return cls(records)
 
     def runs(self) -> pd.DataFrame:
         """One row per run (settings expanded into columns; a setting whose name is taken by a
@@ -148,6 +166,16 @@ class Results:
 
     def __repr__(self) -> str:
         return f"Results({len(self.records)} runs)"
+
+
+def _looks_like_record(path: Path) -> bool:
+    """Whether ``path`` was meant to hold a run record: not JSON at all (corrupt, truncated), or a
+    JSON object with some of the keys of a run record (incomplete); other JSON is a stray file."""
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return True
+    return isinstance(data, dict) and any(k in data for k in RUN_KEYS if k != "params")
 
 
 def _status(n: int, n_div: int, n_err: int) -> str:

@@ -16,7 +16,8 @@ from .filters.base import Filter
 from .hmm import HMM
 from .stats import METRICS
 
-__all__ = ["AVERAGES", "new_record", "error_record", "run_one", "execute", "execute_in_worker"]
+__all__ = ["AVERAGES", "TwinError", "new_record", "error_record", "run_one", "twin", "execute",
+           "execute_in_worker"]
 
 #: Time averages reported for every run (each with its ``.ci``).
 AVERAGES = tuple(f"{m}.{fa}" for fa in "af" for m in METRICS)
@@ -66,23 +67,43 @@ def run_one(hmm: HMM, flt: Filter, seed: int, xx: np.ndarray, yy, progress: bool
     return record, series
 
 
-_TWINS: dict[tuple[str, int], tuple] = {}
+class TwinError(RuntimeError):
+    """The twin experiment of an (HMM, seed) could not be simulated (e.g. a non-finite truth)."""
+
+
+#: Per-process cache of twin experiments (each process simulates its own; nothing is shared
+#: between processes): ``(fingerprint, seed) -> (xx, yy)``, or the :class:`TwinError` message.
+_TWINS: dict[tuple[str, int], tuple | str] = {}
 
 
 def twin(hmm: HMM, seed: int) -> tuple:
-    """The twin experiment of (hmm, seed), simulated once per process (a small cache)."""
-    key = (hmm.fingerprint(), seed)
+    """The twin experiment ``(xx, yy)`` of (hmm, seed), simulated once per process (a small
+    cache); a :class:`TwinError` naming the seed and the cause if it cannot be simulated (the
+    failure is cached too, so the filters of that seed do not simulate it again)."""
+    key = (hmm.fingerprint(), int(seed))
     if key not in _TWINS:
         if len(_TWINS) >= 4:
             _TWINS.pop(next(iter(_TWINS)))
-        _TWINS[key] = hmm.simulate(seed)
-    return _TWINS[key]
+        try:
+            _TWINS[key] = hmm.simulate(seed)
+        except Exception as err:  # any failure of the model: reported per run, not raised
+            _TWINS[key] = (f"seed {seed}: the twin experiment of {hmm.name} could not be "
+                           f"simulated: {type(err).__name__}: {err}")
+    value = _TWINS[key]
+    if isinstance(value, str):
+        raise TwinError(value)
+    return value
 
 
 def execute(task: tuple[HMM, Filter, int, bool]) -> tuple[dict, dict]:
-    """Run one task in this process."""
+    """Run one task in this process; a twin experiment that cannot be simulated gives an error
+    record (status ``'error'``, the error naming the seed and the cause), not an exception."""
     hmm, flt, seed, progress = task
-    return run_one(hmm, flt, seed, *twin(hmm, seed), progress=progress)
+    try:
+        xx, yy = twin(hmm, seed)
+    except TwinError as err:
+        return error_record(new_record(hmm, flt, seed), str(err)), {}
+    return run_one(hmm, flt, seed, xx, yy, progress=progress)
 
 
 def execute_in_worker(task: tuple[HMM, Filter, int, bool]) -> tuple[dict, dict]:
