@@ -49,7 +49,8 @@ def test_wrong_width_operator_refused(obs):
     with pytest.raises(ValueError, match=r"h\(x\) of one state has shape \(1,\), expected \(Ny,\) = \(3,\)"):
         small_hmm(obs).simulate(0)
     xx, yy = small_hmm().simulate(0)
-    with pytest.raises(ValueError, match=r"maps 2 states .* to shape \(2, 1\) at ko=0, expected \(2, Ny\) = \(2, 3\)"):
+    wide = r"maps 2 states .* to shape \(2, 1\) at ko=0, expected \(2, Ny\) = \(2, 3\)"
+    with pytest.raises(ValueError, match=wide):
         daf.EnKF("Sqrt", N=10).assimilate(small_hmm(obs), xx, yy)
 
 
@@ -60,7 +61,7 @@ def test_wrong_width_operator_refused(obs):
     (np.array([1.0, 0.0, 1.0]), "zero variance at index 1"),
     (-1.0, "negative variance"),
     (np.ones((NX, NX)), r"singular, not positive definite \(smallest eigenvalue"),
-    (np.array([[1.0, 2.0, 0], [2.0, 1.0, 0], [0, 0, 1.0]]), r"not positive definite \(smallest eigenvalue -1"),
+    (np.array([[1.0, 2, 0], [2, 1.0, 0], [0, 0, 1.0]]), r"not positive definite \(smallest eigenvalue -1,"),
     (np.array([[1.0, 0.5, 0], [0.0, 1.0, 0], [0, 0, 1.0]]), "not symmetric"),
 ])
 def test_invalid_R_refused_at_construction(noise, message):
@@ -71,7 +72,7 @@ def test_invalid_R_refused_at_construction(noise, message):
 def test_invalid_time_varying_R_refused_when_asked_for():
     obs = daf.PartialObs(NX, [0, 1], noise=lambda ko: np.array([1.0, 0.0]) if ko == 2 else 1.0)
     assert obs.noise(1).diag.tolist() == [1.0, 1.0]
-    with pytest.raises(ValueError, match="observation noise R of PartialObs at ko=2: covariance has zero variance"):
+    with pytest.raises(ValueError, match="R of PartialObs at ko=2: covariance has zero variance"):
         obs.noise(2)
     semi = daf.PartialObs(NX, [0, 1], noise=lambda ko: Covariance([1.0, 0.0], semidefinite=True))
     with pytest.raises(ValueError, match="zero variance at index 1"):
@@ -112,7 +113,7 @@ def test_deterministic_and_semidefinite_Q_accepted(rng):
 
 # -- noise() that is not a Covariance ------------------------------------------------------------
 def test_noise_not_a_covariance_refused():
-    with pytest.raises(TypeError, match=r"FloatNoiseObs.noise\(0\): must be a dafilters.Covariance, got float"):
+    with pytest.raises(TypeError, match=r"FloatNoiseObs.noise\(0\): must be a dafilters.Covariance, got flo"):
         small_hmm(FloatNoiseObs()).simulate(0)
     xx, yy = small_hmm().simulate(0)
     with pytest.raises(TypeError, match=r"FloatNoiseObs.noise\(0\): must be a dafilters.Covariance"):
@@ -128,7 +129,7 @@ def test_noise_not_a_covariance_refused():
 
 # -- priors --------------------------------------------------------------------------------------
 def test_prior_of_wrong_size_refused():
-    with pytest.raises(ValueError, match=r"GaussPrior: covariance C has size 2, expected 3 \(the size of mu\)"):
+    with pytest.raises(ValueError, match=r"GaussPrior: covariance C has size 2, expected 3 \(the size of mu"):
         daf.GaussPrior(np.zeros(NX), np.ones(2))
     with pytest.raises(ValueError, match="GaussPrior: mean mu has size 3, expected 4"):
         daf.GaussPrior(np.zeros(NX), 1.0, Nx=4)
