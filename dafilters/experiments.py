@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import itertools
 import json
 import os
@@ -27,21 +26,40 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .filters.base import Filter
-from .filters.learned import LearnedFilter, load_filter
+from .filters.learned import LearnedFilter
 from .hmm import HMM
+from .identity import content_hash
 from .parallel import check_backend, run_jobs
 from .results import Results, format_setting, format_uq
 from .runs import error_record, new_record
-from .store import atomic_write, check_saveable, check_writable, jsonable, load_record, save_run
+from .store import (
+    atomic_write,
+    check_saveable,
+    check_writable,
+    jsonable,
+    load_model,
+    load_record,
+    load_tuned,
+    save_run,
+)
 from .tuning import Tuned
 
-__all__ = ["Experiments", "Results", "run_key", "format_uq", "format_setting"]
+__all__ = ["Experiments", "Results", "run_key", "filter_key", "format_uq", "format_setting"]
+
+
+def filter_key(flt: Filter) -> dict:
+    """What identifies a filter setting: its class and every field, hyper-parameters and the
+    others (``device``, ``dtype``, ...) alike (``infl=1`` and ``infl=1.0``, ``N=10`` and
+    ``N=np.int64(10)`` are one setting; see :mod:`dafilters.identity`)."""
+    return {"class": type(flt),
+            "fields": {f.name: getattr(flt, f.name) for f in dataclasses.fields(flt)}}
 
 
 def run_key(hmm: HMM, flt: Filter, seed: int) -> str:
-    """A stable file name for one (HMM, filter setting, seed) run."""
-    text = f"{hmm.fingerprint()}|{flt.name}|{seed}"
-    return hashlib.sha1(text.encode()).hexdigest()[:16]
+    """A stable file name for one (HMM, filter setting, seed) run: a content hash of the HMM's
+    identity (:meth:`~dafilters.hmm.HMM.fingerprint`), the filter's class and settings, and the seed."""
+    return content_hash({"hmm": hmm.fingerprint(), "filter": filter_key(flt), "seed": int(seed)},
+                        length=24)
 
 
 class Experiments:
@@ -147,49 +165,50 @@ class Experiments:
         return Results(records)
 
     def _settings(self, hmm: HMM, progress: bool) -> list[tuple[Filter, dict]]:
-        """The filter settings to run on ``hmm``: tuned entries are tuned (or reloaded) first."""
+        """The filter settings to run on ``hmm``: tuned entries are tuned (or reloaded) first,
+        learned filters trained (or reloaded)."""
         out = []
         for entry in self.filters:
             if isinstance(entry, LearnedFilter):
                 out.append(self._trained(entry, hmm, progress))
-                continue
-            if isinstance(entry, Filter):
+            elif isinstance(entry, Filter):
                 out.append((entry, {}))
-                continue
-            key = hashlib.sha1(f"{hmm.fingerprint()}|{entry.name}|{list(entry.tune_seeds)}"
-                               f"|{entry.space}|{entry.metric}".encode()).hexdigest()[:16]
-            path = None if self.save_to is None else self.save_to / f"tuned-{key}.json"
-            if path is not None and path.exists():
-                saved = json.loads(path.read_text())
-                flt = dataclasses.replace(entry.filter, **saved["params"])
-                value = saved["value"]
             else:
-                if progress:
-                    tqdm.write(f"[dafilters] tuning {entry.name} on {hmm.name}", file=sys.stderr)
-                try:
-                    result = entry.tune(hmm)
-                except Exception as err:  # e.g. every trial diverged: recorded, the table goes on
-                    tqdm.write(f"[dafilters] tuning {entry.name} failed: {err}", file=sys.stderr)
-                    out.append((entry.filter, {"tuned": True, "tune_seeds": list(entry.tune_seeds),
-                                               "n_trials": entry.n_trials,
-                                               "tune_error": f"tuning failed: {type(err).__name__}: {err}"}))
-                    continue
-                flt, value = result.filter, result.value
-                if path is not None:
-                    text = json.dumps(jsonable({"params": result.params, "value": value})).encode()
-                    atomic_write(path, lambda f, text=text: f.write(text))
-            out.append((flt, {"tuned": True, "tune_seeds": list(entry.tune_seeds),
-                              "n_trials": entry.n_trials, "tune_value": value}))
+                out.append(self._tuned(entry, hmm, progress))
         return out
+
+    def _tuned(self, entry: Tuned, hmm: HMM, progress: bool) -> tuple[Filter, dict]:
+        """The best setting of a :class:`Tuned` entry on ``hmm``: reloaded from ``save_to`` (keyed
+        on the HMM's identity, the filter, the tuning seeds, trials, space and metric) or tuned now."""
+        key = content_hash({"hmm": hmm.fingerprint(), "filter": filter_key(entry.filter),
+                            "n_trials": entry.n_trials, "seeds": list(entry.tune_seeds),
+                            "space": entry.space, "metric": entry.metric}, length=24)
+        path = None if self.save_to is None else self.save_to / f"tuned-{key}.json"
+        info = {"tuned": True, "tune_seeds": list(entry.tune_seeds), "n_trials": entry.n_trials}
+        saved = None if path is None else load_tuned(path)
+        if saved is not None:
+            return dataclasses.replace(entry.filter, **saved["params"]), info | {"tune_value": saved["value"]}
+        if progress:
+            tqdm.write(f"[dafilters] tuning {entry.name} on {hmm.name}", file=sys.stderr)
+        try:
+            result = entry.tune(hmm)
+        except Exception as err:  # e.g. every trial diverged: recorded, the table goes on
+            tqdm.write(f"[dafilters] tuning {entry.name} failed: {err}", file=sys.stderr)
+            return entry.filter, info | {"tune_error": f"tuning failed: {type(err).__name__}: {err}"}
+        if path is not None:
+            text = json.dumps(jsonable({"params": result.params, "value": result.value})).encode()
+            atomic_write(path, lambda f: f.write(text))
+        return result.filter, info | {"tune_value": result.value}
 
     def _trained(self, flt: LearnedFilter, hmm: HMM, progress: bool) -> tuple[Filter, dict]:
         """A learned filter trained once for ``hmm``: as given, reloaded from ``models_dir``, or
         trained now (and saved there)."""
         if not flt.matches(hmm):
-            key = hashlib.sha1(f"{hmm.fingerprint()}|{flt.name}".encode()).hexdigest()[:16]
+            key = content_hash({"hmm": hmm.fingerprint(), "filter": filter_key(flt)}, length=24)
             path = None if self.models_dir is None else self.models_dir / f"{type(flt).__name__}-{key}.pt"
-            if path is not None and path.exists():
-                flt = load_filter(path)
+            old = None if path is None else load_model(path)
+            if old is not None:
+                flt = old
             else:
                 if progress:
                     tqdm.write(f"[dafilters] training {flt.name} on {hmm.name}", file=sys.stderr)

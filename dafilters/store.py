@@ -149,3 +149,45 @@ def save_run(path: Path, record: dict, series: dict[str, np.ndarray]) -> None:
         atomic_write(path.with_suffix(".npz"), lambda f: np.savez_compressed(f, **series))
     text = json.dumps(jsonable(record), indent=1).encode()
     atomic_write(path, lambda f: f.write(text))
+
+
+def _move_aside(path: Path, problem: str, then: str) -> None:
+    """Rename a bad file to ``<name>.corrupt`` and warn, naming it (:class:`BadRecordWarning`)."""
+    aside = path.with_name(path.name + ".corrupt")
+    try:
+        os.replace(path, aside)
+        where = f"moved to {aside.name}"
+    except OSError as err:
+        where = f"could not be moved aside: {err}"
+    warnings.warn(f"{problem}; {where}, {then}", BadRecordWarning, stacklevel=3)
+
+
+def load_tuned(path: Path) -> dict | None:
+    """The saved outcome ``{"params": {...}, "value": float}`` of a tuning, or ``None`` if there is
+    none; a corrupt or incomplete file is moved aside with a warning (and the tuning repeated)."""
+    if not path.exists():
+        return None
+    try:
+        saved = json.loads(path.read_bytes())
+        if not (isinstance(saved, dict) and isinstance(saved.get("params"), dict)
+                and isinstance(saved.get("value"), (int, float))):
+            raise ValueError("no params and value")
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        _move_aside(path, f"{path}: unreadable tuning result ({type(err).__name__}: {err})",
+                    "the filter is tuned again")
+        return None
+    return saved
+
+
+def load_model(path: Path):
+    """The learned filter saved at ``path``, or ``None`` if there is none; a file that cannot be
+    loaded (corrupt, old format, unknown class) is moved aside with a warning (and retrained)."""
+    from .filters.learned import load_filter
+
+    if not path.exists():
+        return None
+    try:
+        return load_filter(path)
+    except (ValueError, OSError, RuntimeError) as err:
+        _move_aside(path, f"{path}: cannot load the trained model ({err})", "the filter is trained again")
+        return None

@@ -142,3 +142,28 @@ def test_settings_that_cannot_be_saved_are_refused_before_running(tmp_path, call
     # without save_to nothing is saved, so such settings are fine
     res = Experiments(HMM, flts, seeds=[0]).run(progress=False)
     assert [r["status"] for r in res.records] == ["ok", "ok"]
+
+
+def test_corrupt_tuning_result_is_tuned_again(tmp_path):
+    entry = daf.Tuned(daf.EnKF("Sqrt", N=10), n_trials=2, tune_seeds=[11],
+                      space={"infl": ("log", 1.0, 1.1)})
+    Experiments(HMM, [entry], seeds=[0], save_to=tmp_path).run(progress=False)
+    (tuned,) = tmp_path.glob("tuned-*.json")
+    tuned.write_text('{"params": {"infl": 1.0')  # truncated
+    with pytest.warns(UserWarning, match=tuned.name):
+        res = Experiments(HMM, [entry], seeds=[0], save_to=tmp_path).run(progress=False)
+    assert res.records[0]["status"] == "ok" and json.loads(tuned.read_text())["params"]
+    assert (tmp_path / (tuned.name + ".corrupt")).exists()
+
+
+def test_corrupt_model_file_is_trained_again(tmp_path):
+    from test_learned import HMM as LINEAR
+    from test_learned import LearnedShift
+
+    Experiments(LINEAR, [LearnedShift(N=10, epochs=2)], seeds=[0], save_to=tmp_path).run(progress=False)
+    (model,) = (tmp_path / "models").glob("*.pt")
+    model.write_bytes(b"not a model")
+    with pytest.warns(UserWarning, match=model.name):
+        res = Experiments(LINEAR, [LearnedShift(N=10, epochs=2)], seeds=[1],
+                          save_to=tmp_path).run(progress=False)
+    assert res.records[0]["status"] == "ok" and daf.Filter.load(model).trained
