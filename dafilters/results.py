@@ -93,13 +93,15 @@ class Results:
         """One row per (HMM, filter setting), averaged over the seeds that ran to the end.
 
         Columns: ``hmm, filter, <hyper-parameters>, rmse.a, rmse.a.ci, spread.a, ..., rmse.f,
-        s_per_cycle, seeds, ok, diverged, failed, status``. The ``.ci`` of a mean over ``n`` seeds
-        is ``sqrt(sum ci_i^2) / n``.
+        s_per_cycle, seeds, ok, lost, diverged, failed, status``. The ``.ci`` of a mean over ``n``
+        seeds is ``sqrt(sum ci_i^2) / n``. ``ok`` counts the seeds that ran to the end and are
+        averaged, those that lost track (status ``lost``) included: ``lost`` marks them, in the
+        counts and in ``status`` (e.g. ``"1/3 lost"``), but never changes the averages.
         """
         runs = self.runs()
         rows = []
         for (hmm, name), g in runs.groupby(["hmm", "name"], sort=False):
-            ok = g[g["status"] == "ok"]
+            ok = g[g["status"].isin(("ok", "lost"))]  # ran to the end: averaged
             first = next(r for r in self.records if r["hmm"] == hmm and r["name"] == name)
             row = {"hmm": hmm, "filter": g["filter"].iloc[0], "tuned": bool(first.get("tuned", False))}
             row.update(first["params"])
@@ -108,10 +110,11 @@ class Results:
                 row[m + ".ci"] = (np.sqrt(np.sum(ok[m + ".ci"] ** 2)) / len(ok)
                                   if len(ok) else np.nan)
             row["s_per_cycle"] = ok["s_per_cycle"].mean() if len(ok) else np.nan
+            n_lost = int((g["status"] == "lost").sum())
             n_div = int((g["status"] == "diverged").sum())
             n_err = int((g["status"] == "error").sum())
-            row.update(seeds=len(g), ok=len(ok), diverged=n_div, failed=n_err)
-            row["status"] = _status(len(g), n_div, n_err)
+            row.update(seeds=len(g), ok=len(ok), lost=n_lost, diverged=n_div, failed=n_err)
+            row["status"] = _status(len(g), n_div, n_err, n_lost)
             rows.append(row)
         df = pd.DataFrame(rows)
         for p in self.param_names():  # keep ints as ints and absent settings as None
@@ -178,8 +181,9 @@ def _looks_like_record(path: Path) -> bool:
     return isinstance(data, dict) and any(k in data for k in RUN_KEYS if k != "params")
 
 
-def _status(n: int, n_div: int, n_err: int) -> str:
-    if not (n_div or n_err):
-        return "ok"
-    parts = [f"{n_div}/{n} diverged"] * bool(n_div) + [f"{n_err}/{n} failed"] * bool(n_err)
-    return ", ".join(parts)
+def _status(n: int, n_div: int, n_err: int, n_lost: int = 0) -> str:
+    """The status of a row of ``n`` seeds: ``"ok"``, or the counts of the others, e.g.
+    ``"1/3 lost, 1/3 diverged"`` (lost: ran to the end but lost track of the truth)."""
+    counts = ((n_lost, "lost"), (n_div, "diverged"), (n_err, "failed"))
+    parts = [f"{k}/{n} {what}" for k, what in counts if k]
+    return ", ".join(parts) if parts else "ok"

@@ -1,7 +1,8 @@
 """One run: a filter on one twin experiment, as a record that never raises for a failing filter.
 
 A *record* is a flat dict: the HMM, the filter, its settings, the seed, the status (``ok``,
-``diverged``, ``error``), the time averages of every metric with their ``.ci`` and the timing.
+``lost``, ``diverged``, ``error``), the time averages of every metric with their ``.ci``, the
+numbers of the lost-track test and the timing.
 """
 
 from __future__ import annotations
@@ -46,6 +47,13 @@ def run_one(hmm: HMM, flt: Filter, seed: int, xx: np.ndarray, yy, progress: bool
 
     Returns the record (a flat dict: settings, status, time averages, timing) and the per-cycle
     series (``{"rmse.a": (Ko+1,), ...}``).
+
+    Status: ``"error"`` (the filter raised; NaN averages), ``"diverged"`` (see
+    :class:`~dafilters.stats.Diverged`; NaN averages), ``"lost"`` (it ran to the end but lost track
+    of the truth, :meth:`~dafilters.stats.Stats.lost_track`; its averages are kept) or ``"ok"``.
+    ``error`` says why the status is not ``ok``. The record also holds the numbers of the
+    lost-track test (:meth:`~dafilters.stats.Stats.tracking`): ``rmse_spread_ratio.a``,
+    ``rmse_clim_ratio.a``, ``clim_std`` and ``n_scored``.
     """
     record = new_record(hmm, flt, seed)
     series: dict[str, np.ndarray] = {}
@@ -57,7 +65,11 @@ def run_one(hmm: HMM, flt: Filter, seed: int, xx: np.ndarray, yy, progress: bool
         record["status"] = "diverged"
         record["diverged_at"] = stats.diverged_at
         record["error"] = stats.error
+    elif (lost := stats.lost_track()) is not None:
+        record["status"] = "lost"
+        record["error"] = lost
     record.update(stats.averages())
+    record.update(stats.tracking())
     record["s_per_cycle"] = stats.s_per_cycle
     record["wall_s"] = stats.wall_s
     if stats.rank_hist is not None:

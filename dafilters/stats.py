@@ -15,6 +15,22 @@ the members (rank histogram, ``N + 1`` bins). A Gaussian estimate ``(mu, P)`` us
 CRPS of a normal distribution. Time averages skip the burn-in and carry a standard error corrected
 for autocorrelation by an AR(1) fit (see :func:`mean_with_ci`). A non-finite or exploding RMSE stops
 the run with :class:`Diverged`.
+
+A run that ends but has *lost track* of the truth is told by :meth:`Stats.lost_track`: over the
+``n`` scored analysis cycles (``masko``), with time means :math:`\bar r` of rmse.a and
+:math:`\bar s` of spread.a and the climatological spread of the truth over those times
+:math:`\sigma_c = \sqrt{\tfrac{1}{N_x}\sum_i \mathrm{Var}_t(x_{t,i})}`, the run is lost when
+
+.. math::
+    n \ge n_s \text{ and } \bar r > c_s\, \bar s
+    \qquad\text{or}\qquad
+    n \ge n_c \text{ and } \bar r > c_c\, \sigma_c \text{ and not } \bar r \le c_e\, \bar s
+
+(the error far above the filter's own spread, or close to climatology without a spread that owns
+up to it); a filter without spread (:math:`\bar s` zero or NaN) is judged by the second test
+only. The constants: :data:`LOST_SPREAD_RATIO` :math:`c_s`, :data:`LOST_CLIM_RATIO` :math:`c_c`,
+:data:`LOST_EXCUSE_RATIO` :math:`c_e`, :data:`LOST_MIN_CYCLES` :math:`n_s`,
+:data:`LOST_MIN_CYCLES_CLIM` :math:`n_c`. The test changes no average.
 """
 
 from __future__ import annotations
@@ -28,11 +44,25 @@ from scipy.special import erf
 __all__ = [
     "Gaussian", "WeightedEnsemble", "weighted_metrics", "Diverged", "Stats", "ensemble_metrics",
     "gaussian_metrics", "mean_with_ci",
-    "METRICS", "agrees",
+    "METRICS", "agrees", "climatological_std", "LOST_SPREAD_RATIO", "LOST_CLIM_RATIO",
+    "LOST_EXCUSE_RATIO", "LOST_MIN_CYCLES", "LOST_MIN_CYCLES_CLIM",
 ]
 
 #: Per-cycle metrics, each stored for the forecast (``.f``) and analysis (``.a``).
 METRICS = ("rmse", "spread", "crps")
+
+# The lost-track test (:meth:`Stats.lost_track`); the measured figures behind these constants are
+# in docs/statistics.md ("Lost track").
+#: Lost when the mean analysis rmse exceeds this many times the mean analysis spread.
+LOST_SPREAD_RATIO = 4.0
+#: Lost when the mean analysis rmse exceeds this fraction of the truth's climatological std ...
+LOST_CLIM_RATIO = 0.8
+#: ... unless the mean analysis spread is at least 1 / this of the mean rmse (it owns up to it).
+LOST_EXCUSE_RATIO = 2.0
+#: The spread test needs at least this many scored analysis cycles ...
+LOST_MIN_CYCLES = 20
+#: ... the climatology test at least this many (a short window underestimates the climatology).
+LOST_MIN_CYCLES_CLIM = 100
 
 
 @dataclass
@@ -166,6 +196,21 @@ def mean_with_ci(x: np.ndarray) -> tuple[float, float]:
     return mu, float(np.sqrt(gamma0 / n * (1 + 2 / n * c)))
 
 
+def climatological_std(X: np.ndarray) -> float:
+    r"""The climatological spread of a trajectory ``X`` ``(n, Nx)``: the RMS over the variables of
+    each one's standard deviation around its time mean,
+
+    .. math::
+        \sigma_c = \sqrt{\frac{1}{N_x}\sum_i \frac1n\sum_t (X_{ti} - \bar X_i)^2},
+
+    the RMS error (over times and variables) of the best constant estimate, the time mean known
+    in hindsight."""
+    X = np.asarray(X, dtype=float)
+    if len(X) == 0:
+        return np.nan
+    return float(np.sqrt(np.mean(X.var(axis=0))))
+
+
 class Stats:
     """Per-cycle statistics of one run, and their time averages.
 
@@ -254,6 +299,57 @@ class Stats:
                 mu, ci = mean_with_ci(series[self.masko])
             out[name], out[name + ".ci"] = mu, ci
         return out
+
+    def tracking(self) -> dict[str, float]:
+        r"""The numbers of the lost-track test (see :meth:`lost_track`), over the scored cycles:
+
+        - ``rmse_spread_ratio.a`` :math:`= \bar r / \bar s` (mean rmse.a over mean spread.a;
+          NaN when the estimate has no spread, :math:`\bar s` zero or NaN);
+        - ``rmse_clim_ratio.a`` :math:`= \bar r / \sigma_c`, with :math:`\sigma_c` =
+          ``clim_std`` (:func:`climatological_std` of the truth at the scored observation times;
+          NaN when the truth is constant there);
+        - ``n_scored``: the number of scored analysis cycles.
+
+        The ratios and ``clim_std`` are NaN for a diverged run.
+        """
+        n = int(np.count_nonzero(self.masko))
+        if self.diverged:
+            return {"rmse_spread_ratio.a": np.nan, "rmse_clim_ratio.a": np.nan, "clim_std": np.nan,
+                    "n_scored": n}
+        r = float(np.mean(self.series["rmse.a"][self.masko]))
+        s = float(np.mean(self.series["spread.a"][self.masko]))
+        clim = climatological_std(self.xx[self.kko[self.masko]])
+        return {"rmse_spread_ratio.a": r / s if 0 < s < np.inf else np.nan,
+                "rmse_clim_ratio.a": r / clim if clim > 0 else np.nan,
+                "clim_std": clim, "n_scored": n}
+
+    def lost_track(self) -> str | None:
+        r"""Why the run lost track of the truth, or ``None`` if it did not (or cannot be judged).
+
+        With :math:`q_s` = ``rmse_spread_ratio.a``, :math:`q_c` = ``rmse_clim_ratio.a`` and ``n``
+        scored analysis cycles (see :meth:`tracking`), the run is lost when
+
+        - ``n >=`` :data:`LOST_MIN_CYCLES` and :math:`q_s >` :data:`LOST_SPREAD_RATIO` (the error
+          stays far above the filter's own spread), or
+        - ``n >=`` :data:`LOST_MIN_CYCLES_CLIM` and :math:`q_c >` :data:`LOST_CLIM_RATIO` (the
+          error is close to that of a constant guess) and not :math:`q_s \le`
+          :data:`LOST_EXCUSE_RATIO` (a filter whose spread owns up to its error, such as the
+          exact Kalman filter with uninformative observations, or ``Climatology``, is not lost).
+
+        A NaN :math:`q_s` (no spread) never meets the first test and never excuses; a NaN
+        :math:`q_c` (constant truth) never meets the second. A diverged run is not judged.
+        """
+        t = self.tracking()
+        n, qs, qc = t["n_scored"], t["rmse_spread_ratio.a"], t["rmse_clim_ratio.a"]
+        if self.diverged:
+            return None
+        if n >= LOST_MIN_CYCLES and qs > LOST_SPREAD_RATIO:
+            return f"lost track: rmse.a = {qs:.3g} x spread.a (> {LOST_SPREAD_RATIO:g})"
+        if n >= LOST_MIN_CYCLES_CLIM and qc > LOST_CLIM_RATIO and not qs <= LOST_EXCUSE_RATIO:
+            spread = "no spread" if np.isnan(qs) else f"rmse.a = {qs:.3g} x spread.a"
+            return (f"lost track: rmse.a = {qc:.3g} x the truth's climatological std "
+                    f"(> {LOST_CLIM_RATIO:g}), {spread}")
+        return None
 
 
 def agrees(mu: float, ci: float, ref: float, ref_ci: float, sigmas: float = 2.0) -> bool:
