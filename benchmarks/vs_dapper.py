@@ -8,6 +8,7 @@ cycles. The LETKF rows use DAPPER's localization batches of 2 points (``batch=2`
 
     python benchmarks/vs_dapper.py                       # 5000 cycles, seed 3000
     python benchmarks/vs_dapper.py --seeds 3000 1 2 --rows Lorenz63 --markdown
+    python benchmarks/vs_dapper.py --rows LinearGauss --space ensemble   # the (N, N) EnKF analysis
 """
 
 from __future__ import annotations
@@ -46,6 +47,26 @@ def dapper_lorenz96(Nx: int):
     dyn = {"M": Nx, "model": step, "linear": dstep_dx, "noise": 0}
     tseq = modelling.Chronology(0.05, dko=1, Ko=10, BurnIn=20)
     return modelling.HiddenMarkovModel(dyn, Obs, tseq, modelling.GaussRV(mu=x0(Nx), C=0.001))
+
+
+def linear_gauss() -> daf.HMM:
+    """LinearGauss with 6 variables, 2 of them (0 and 3) observed: few observations, large N."""
+    from mods import LinearGauss
+
+    return LinearGauss.build(Nx=6, obs_every=3)
+
+
+def dapper_linear_gauss():
+    """The same linear-Gaussian HMM in DAPPER (x <- M x + N(0, 0.1 I), y = x[[0, 3]] + N(0, 0.5 I))."""
+    import dapper.mods as modelling
+    from mods.LinearGauss import transition_matrix
+
+    M = transition_matrix(6)
+    Obs = modelling.partial_Id_Obs(6, np.arange(0, 6, 3))
+    Obs["noise"] = 0.5
+    dyn = {"M": 6, "model": lambda x, t, dt: x @ M.T, "linear": lambda x, t, dt: M, "noise": 0.1}
+    tseq = modelling.Chronology(1.0, dko=1, Ko=10, BurnIn=20)
+    return modelling.HiddenMarkovModel(dyn, Obs, tseq, modelling.GaussRV(mu=np.zeros(6), C=1.0))
 
 
 @dataclass
@@ -93,6 +114,10 @@ ROWS = [
         lambda da: da.LETKF(N=7, infl=1.04, loc_rad=4, rot=True), "0.219 ± 0.002", 7.5),
     Row(sakov2012, "dapper.mods.Lorenz63.sakov2012", lambda: daf.PartFilt(N=100, reg=2.4, NER=0.3),
         lambda da: da.PartFilt(N=100, reg=2.4, NER=0.3), "0.506 ± 0.065 (0.36-0.40)", 4.6),
+    Row(linear_gauss, dapper_linear_gauss, lambda: daf.EnKF("Sqrt", N=400),
+        lambda da: da.EnKF("Sqrt", N=400), cycles=1000),
+    Row(linear_gauss, dapper_linear_gauss, lambda: daf.EnKF("PertObs", N=400),
+        lambda da: da.EnKF("PertObs", N=400), cycles=1000),
     Row(lambda: lorenz96(400), lambda: dapper_lorenz96(400),
         lambda: daf.LETKF(N=20, infl=1.04, loc_rad=4, batch=2),
         lambda da: da.LETKF(N=20, infl=1.04, loc_rad=4), cycles=500),
@@ -150,7 +175,10 @@ def main() -> None:
     parser.add_argument("--rows", default="", help="only rows whose label contains this text")
     parser.add_argument("--no-dapper", action="store_true", help="dafilters only")
     parser.add_argument("--markdown", action="store_true", help="print a markdown table")
+    parser.add_argument("--space", choices=["ensemble", "obs"], default=None,
+                        help="force the EnKF's analysis form (default: observation space when Ny < N)")
     args = parser.parse_args()
+    daf.filters.enkf.FORCE_SPACE = args.space
     try:
         import dapper  # noqa: F401
     except ImportError:

@@ -46,6 +46,51 @@ def test_jitter_and_weighted_cov(rng):
     assert bandwidth(100, 3) == pytest.approx(100 ** (-1 / 7))
 
 
+def test_jitter_distribution_is_unchanged_by_the_reduced_factor():
+    """The jitter drawn through the (Nx, Nx) factor has the distribution of the old (N, Nx) draw:
+    N(0, C12^T C12). The factor is exact (F^T F = C12^T C12 to round-off), and over 40 000 draws
+    (fixed seed) both forms have mean 0 and that covariance to sampling error, with Gaussian
+    standardised projections; each jittered particle takes Nx normal draws, not N."""
+    from scipy import stats
+
+    from dafilters.filters.particle import noise_factor
+
+    gen = np.random.default_rng(11)
+    N, Nx = 300, 3
+    E = gen.standard_normal((N, Nx)) @ np.array([[2.0, 0.5, 0.0], [0.0, 1.0, -0.3], [0.0, 0.0, 0.4]]) + 5
+    w = gen.random(N) ** 3
+    w /= w.sum()
+    C12 = 2.4 * bandwidth(N, Nx) * weighted_cov_sqrt(E, w)
+    C = C12.T @ C12
+    F = noise_factor(C12)
+    assert F.shape == (Nx, Nx)
+    np.testing.assert_allclose(F.T @ F, C, rtol=0, atol=1e-13 * np.abs(C).max())
+    thin = C12[:2]  # fewer particles than variables: the anomalies are the factor
+    assert noise_factor(thin) is thin
+
+    M = 40_000
+    idx = np.zeros(M, int)  # every draw jitters particle 0: the noise is out - E[0]
+    Cinv12 = np.linalg.inv(np.linalg.cholesky(C))
+    for reduce, seed in ((True, 1), (False, 2)):
+        Z = jitter(E, idx, C12, np.random.default_rng(seed), duplicates_only=False, reduce=reduce) - E[0]
+        assert np.all(np.abs(Z.mean(0)) < 4 * np.sqrt(np.diag(C) / M))
+        # covariance: sd of each entry of the sample covariance is sqrt((C_ii C_jj + C_ij^2) / M)
+        sd = np.sqrt((np.outer(np.diag(C), np.diag(C)) + C**2) / M)
+        assert np.all(np.abs(np.cov(Z.T) - C) < 4 * sd)
+        U = Z @ Cinv12.T  # whitened: iid N(0, 1)
+        np.testing.assert_allclose(np.cov(U.T), np.eye(Nx), atol=4 * np.sqrt(2 / M))
+        for u in U.T:
+            assert stats.kstest(u, "norm").pvalue > 1e-3
+
+    # draws: Nx per jittered particle (3 duplicated pairs -> 6 particles)
+    idx = np.array([0, 0, 1, 2, 2, 3, 4, 5, 5] + list(range(6, N - 6)))
+    r1, r2 = np.random.default_rng(5), np.random.default_rng(5)
+    out = jitter(E, idx, C12, r1)
+    np.testing.assert_allclose(out[[0, 1, 3, 4, 7, 8]] - E[idx[[0, 1, 3, 4, 7, 8]]],
+                               r2.standard_normal((6, Nx)) @ F, rtol=0, atol=1e-14)
+    assert r1.random() == r2.random()
+
+
 def test_weighted_metrics_reduce_to_unweighted(rng):
     E = rng.standard_normal((9, 4))
     x = rng.standard_normal(4)

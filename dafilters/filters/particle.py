@@ -7,7 +7,9 @@ observations (:math:`\log p(y|x) \sim -N_y/2`) never underflow.
   the model and its noise, reweight :math:`w_n \propto w_n\, p(y | x_n)`, and when the effective
   sample size :math:`N_{\rm eff} = 1/\sum w_n^2` falls below ``NER * N`` resample and jitter the
   duplicated particles with :math:`N(0, (\mathrm{reg}\, h)^2 C_w)`, :math:`h = N^{-1/(N_x+4)}`
-  (Scott's rule) and :math:`C_w` the weighted ensemble covariance (as in DAPPER).
+  (Scott's rule) and :math:`C_w` the weighted ensemble covariance (as in DAPPER), drawn through
+  an ``(Nx, Nx)`` factor of :math:`C_w` (:func:`noise_factor`), so a resampling costs
+  :math:`O(N N_x^2)`, not :math:`O(N^2 N_x)`.
 - :class:`APF` (Pitt & Shephard 1999): first-stage weights :math:`\lambda_n \propto w_n\, p(y|\mu_n)`
   from a point prediction :math:`\mu_n` (the noise-free forecast of particle :math:`n`), resample
   by :math:`\lambda`, propagate the chosen ancestors with noise, second-stage weights
@@ -28,7 +30,7 @@ from .base import Context, Filter, check_ensemble_size
 
 __all__ = [
     "PartFilt", "APF", "RESAMPLERS", "log_weights", "normalise_log", "effective_size", "resample",
-    "weighted_cov_sqrt", "bandwidth", "jitter",
+    "weighted_cov_sqrt", "bandwidth", "noise_factor", "jitter",
 ]
 
 
@@ -87,17 +89,34 @@ def bandwidth(N: int, Nx: int) -> float:
     return N ** (-1.0 / (Nx + 4))
 
 
+def noise_factor(C12: np.ndarray) -> np.ndarray:
+    r"""A factor ``F`` ``(min(N, Nx), Nx)`` with :math:`F^T F = C_{12}^T C_{12}`: the triangular
+    ``R`` of the thin QR decomposition :math:`C_{12} = Q R` when ``N > Nx``, else ``C12`` itself.
+
+    Then :math:`z F` with :math:`z \sim N(0, I)` has the distribution of :math:`z' C_{12}` with
+    :math:`z' \sim N(0, I_N)`, namely :math:`N(0, C_{12}^T C_{12})`, from ``Nx`` normal draws per
+    particle instead of ``N`` (``O(N Nx^2)`` for the factor, ``O(Nx^2)`` per jittered particle)."""
+    if C12.shape[0] > C12.shape[1]:
+        return np.linalg.qr(C12, mode="r")
+    return C12
+
+
 def jitter(E: np.ndarray, idx: np.ndarray, C12: np.ndarray, rng: np.random.Generator,
-           duplicates_only: bool = True) -> np.ndarray:
-    """Resampled particles ``E[idx]`` plus Gaussian noise ``z C12`` (``z ~ N(0, I_N)``), added
-    to the duplicated particles only (default) or to all."""
+           duplicates_only: bool = True, reduce: bool = True) -> np.ndarray:
+    r"""Resampled particles ``E[idx]`` plus Gaussian noise :math:`N(0, C_{12}^T C_{12})`, added
+    to the duplicated particles only (default) or to all.
+
+    The noise is drawn as ``z @ noise_factor(C12)`` (``reduce=True``, ``O(N Nx)`` draws in all) or
+    as ``z @ C12`` with ``z ~ N(0, I_N)`` per particle (``reduce=False``: the same distribution
+    from ``O(N^2)`` draws, the form used before; kept for tests and benchmarks)."""
     E = E[idx]
     mask = np.ones(len(idx), bool)
     if duplicates_only:
         mask = (idx == np.roll(idx, 1)) | (idx == np.roll(idx, -1))
     n = int(mask.sum())
     if n:
-        E[mask] += rng.standard_normal((n, C12.shape[0])) @ C12
+        F = noise_factor(C12) if reduce else C12
+        E[mask] += rng.standard_normal((n, F.shape[0])) @ F
     return E
 
 
