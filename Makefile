@@ -1,6 +1,6 @@
 # Quickstart targets: each creates the virtual environment .venv on first use, says what it installs.
-#   make demo   the core dependencies only (no root, no system packages; about 2 minutes on a fresh
-#               machine, install included), then the demo table: classical filters on Lorenz63/96
+#   make demo   the core dependencies only (no root, no system packages; about 2.5 minutes on a
+#               fresh machine, install included), then the demo table: classical filters on L63/L96
 #   make test   every extra (as root also their system packages, see sysdeps), lint and the test
 #               suite: what CI runs (.ci/run, where a test skipped for a missing extra is an error)
 #   make venv EXTRAS=all   the heavy extras on demand: atmos (Dedalus, needs the system packages),
@@ -77,14 +77,14 @@ $(VENV)/.installed-%: $(DEPS)
 	$(BIN)/python -m pip install --quiet --upgrade pip $(PIP_ARGS); \
 	if [ -z "$$extras" ]; then echo "[dafilters] 3/3 installing dafilters and its core dependencies" \
 	  "(numpy, scipy, pandas, torch, optuna, matplotlib; about a minute, torch is the largest):"; \
-	else echo "[dafilters] 3/3 installing dafilters with the extras $$extras" \
-	  "$$(case ",$$extras," in *,atmos,*|*,all,*) echo '(Dedalus builds from source: a few minutes)';; esac):"; fi; \
+	else echo "[dafilters] 3/3 installing dafilters with the extras $$extras$$(case ",$$extras," in \
+	  *,atmos,*|*,all,*) echo ' (Dedalus builds from source: a few minutes)';; esac):"; fi; \
 	arch="$$(gcc -print-multiarch 2>/dev/null || true)"; \
 	export MPI_INCLUDE_PATH="$${MPI_INCLUDE_PATH:-$$(mpicc --showme:incdirs 2>/dev/null | cut -d' ' -f1)}" \
 	  MPI_LIBRARY_PATH="$${MPI_LIBRARY_PATH:-$$(mpicc --showme:libdirs 2>/dev/null | cut -d' ' -f1)}" \
 	  FFTW_INCLUDE_PATH="$${FFTW_INCLUDE_PATH:-/usr/include}" \
 	  FFTW_LIBRARY_PATH="$${FFTW_LIBRARY_PATH:-/usr/lib/$$arch}"; \
-	$(BIN)/python -m pip install --progress-bar off --no-compile -c constraints.txt $(PIP_ARGS) \
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --progress-bar off --no-compile -c constraints.txt $(PIP_ARGS) \
 	  -e ".$${extras:+[$$extras]}" | awk $(PIP_LINES); \
 	touch $@ $(CORE_STAMP); \
 	echo "[dafilters] installed in $$((SECONDS - start)) s"

@@ -16,11 +16,11 @@ __all__ = ["EXTRAS", "MissingExtra", "import_extra", "install_hint"]
 
 #: extra -> (what it provides, the modules it brings, the Debian system packages it builds against)
 EXTRAS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
-    "dapper": ("DAPPER 1.7 (reference comparisons)", ("dapper",), ()),
-    "kolmogorov": ("jax and jax-cfd (mods.Kolmogorov)", ("jax", "jax_cfd"), ()),
-    "atmos": ("Dedalus 3, built from source (mods.ShallowWater)", ("dedalus", "mpi4py"),
+    "dapper": ("DAPPER 1.7", ("dapper",), ()),
+    "kolmogorov": ("jax and jax-cfd", ("jax", "jax_cfd"), ()),
+    "atmos": ("Dedalus 3 (built from source) and mpi4py", ("dedalus", "mpi4py"),
               ("libopenmpi-dev", "openmpi-bin", "libfftw3-dev", "libfftw3-mpi-dev", "gcc")),
-    "mpi": ("mpi4py (the 'mpi' backend)", ("mpi4py",), ("libopenmpi-dev", "openmpi-bin")),
+    "mpi": ("mpi4py", ("mpi4py",), ("libopenmpi-dev", "openmpi-bin")),
 }
 
 
