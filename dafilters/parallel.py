@@ -24,6 +24,7 @@ from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.context import BaseContext
 from typing import Any
 
+from .extras import import_extra
 from .runs import error_record, execute, execute_in_worker, new_record
 
 __all__ = ["run_jobs", "check_backend", "start_method"]
@@ -48,11 +49,8 @@ def check_mpi() -> None:
     """Raise a ``RuntimeError`` unless MPI workers are available: the script was launched with
     ``mpiexec -n K python -m mpi4py.futures script.py``, or MPI has room to spawn workers (a
     universe larger than this job). Without either, ``MPIPoolExecutor`` fails to spawn and hangs."""
-    try:
-        from mpi4py import MPI
-        from mpi4py.futures import _core
-    except ImportError as err:
-        raise RuntimeError(f"backend='mpi' needs mpi4py ({err})") from err
+    MPI = import_extra("mpi4py.MPI", "mpi", "backend='mpi'")
+    _core = import_extra("mpi4py.futures._core", "mpi", "backend='mpi'")
     if getattr(_core, "SharedPool", None) is not None:  # run by python -m mpi4py.futures
         return
     world = MPI.COMM_WORLD.Get_size()
@@ -86,7 +84,7 @@ def run_jobs(jobs: list[Job], workers: int, backend: str, method: str | None = N
     """
     check_backend(backend)
     if backend == "mpi":
-        from mpi4py.futures import MPIPoolExecutor
+        MPIPoolExecutor = import_extra("mpi4py.futures", "mpi", "backend='mpi'").MPIPoolExecutor
 
         with MPIPoolExecutor(max_workers=workers if workers > 1 else None) as pool:
             yield from pool.map(execute_in_worker, jobs)

@@ -76,3 +76,15 @@ def test_require_extra_fails_where_extras_are_required(monkeypatch):
         require_extra("atmos", "dedalus")
     with pytest.raises(pytest.skip.Exception, match="no no-such-launcher on the PATH"):
         require_extra("atmos", commands=("no-such-launcher",))
+
+
+def test_missing_mpi_extra_for_the_mpi_backend(monkeypatch):
+    from dafilters.parallel import check_mpi
+
+    for name in ("mpi4py", "mpi4py.MPI", "mpi4py.futures", "mpi4py.futures._core"):
+        monkeypatch.setitem(sys.modules, name, None)  # as if mpi4py were not installed
+    with pytest.raises(MissingExtra) as info:
+        check_mpi()
+    msg = str(info.value)
+    assert msg.startswith("backend='mpi' needs the optional extra 'mpi'")
+    assert "make venv EXTRAS=mpi" in msg and "libopenmpi-dev openmpi-bin" in msg
