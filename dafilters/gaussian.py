@@ -138,6 +138,10 @@ class Covariance:
                              "definite")
         return C
 
+    def identity(self) -> dict:
+        """What defines the covariance (its matrix; never the cached factorisations)."""
+        return {"diag": self._diag} if self.is_diag else {"full": self._full}
+
     # -- basic views ---------------------------------------------------------------------------
     @property
     def is_diag(self) -> bool:
@@ -281,6 +285,10 @@ class GaussRV:
         self.mu = np.broadcast_to(mu, (M,)).astype(float)
         self.C = Covariance(C, M, name=f"{name}: covariance C", semidefinite=semidefinite)
         self.M = M
+
+    def identity(self) -> dict:
+        """What defines the distribution: mean and covariance."""
+        return {"mu": self.mu, "C": self.C}
 
     def sample(self, N: int, rng: np.random.Generator) -> np.ndarray:
         """``N`` draws, shape ``(N, M)``."""

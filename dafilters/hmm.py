@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from .gaussian import Covariance, GaussRV
+from .identity import Identified, content_hash
 
 __all__ = ["Chronology", "Dynamics", "LinearDynamics", "Observation", "Prior", "GaussPrior", "HMM", "streams"]
 
@@ -36,7 +37,7 @@ def streams(seed: int) -> tuple[np.random.Generator, np.random.Generator, np.ran
     return tuple(np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
 
 
-class Chronology:
+class Chronology(Identified):
     """Model time steps and observation times.
 
     Regular observations: ``Chronology(dt, dko=..., Ko=...)`` (or ``T=`` or ``K=`` instead of
@@ -123,18 +124,24 @@ class Chronology:
                     f"BurnIn={self.BurnIn:g})")
         return f"Chronology(dt={self.dt:g}, irregular, Ko={self.Ko}, K={self.K}, BurnIn={self.BurnIn:g})"
 
+    def identity(self) -> dict:
+        """What defines the time sequence: ``dt``, the observation steps ``kko``, ``K`` and
+        ``BurnIn`` (however it was constructed: ``Ko``, ``T``, ``K``, ``kko`` or ``tto``)."""
+        return {"dt": self.dt, "kko": self.kko, "K": self.K, "BurnIn": self.BurnIn}
+
     def fingerprint(self) -> str:
-        """A string that identifies the time sequence (for result caching)."""
-        head = f"dt={self.dt!r},K={self.K},BurnIn={self.BurnIn!r}"
-        if self.dko is not None:
-            return f"{head},dko={self.dko}"
-        return f"{head},kko={hash(self.kko.tobytes())}"
+        """A content hash of the time sequence (stable across processes)."""
+        return content_hash(self)
 
 
-class Dynamics:
+class Dynamics(Identified):
     """Model dynamics ``x_k = M(x_{k-1}, t, dt) + sqrt(dt) q``, ``q ~ N(0, Q)``.
 
     Subclass and override :meth:`step` (and :meth:`linear` where known), or pass the callables.
+
+    Identity: the class and every instance attribute (the callables by their code and the values
+    they capture; caches listed in ``identity_exclude``) enter :meth:`HMM.fingerprint` — see
+    :class:`~dafilters.identity.Identified` for how a model declares what defines it.
 
     Args:
         Nx: state size.
@@ -203,8 +210,11 @@ class LinearDynamics(Dynamics):
         return self.M
 
 
-class Observation:
+class Observation(Identified):
     """Observation operator, noise and (optionally) locations; everything may depend on ``ko``.
+
+    Identity: class and instance attributes (indices, operator, noise covariance), as for
+    :class:`Dynamics`.
 
     Subclasses implement :meth:`h` and :meth:`Ny`, and :meth:`noise`; :meth:`linear` where the
     Jacobian is known (needed by the Kalman filter and OptInterp).
@@ -343,8 +353,9 @@ def autograd_grad_loglik(obs: Observation, y, X, ko: int):
     return G.numpy() if numpy_in else G
 
 
-class Prior:
-    """Distribution of the initial state ``x_0``."""
+class Prior(Identified):
+    """Distribution of the initial state ``x_0``. Subclasses set ``Nx`` (the state size) and
+    implement :meth:`sample`; their attributes define their identity, as for :class:`Dynamics`."""
 
     Nx: int
 
@@ -417,14 +428,36 @@ class HMM:
 
     def replace(self, **changes) -> HMM:
         """A copy with some parts changed. ``tseq`` may be a dict of changes to the chronology,
-        e.g. ``hmm.replace(tseq=dict(Ko=5000))``."""
+        e.g. ``hmm.replace(tseq=dict(Ko=5000))``.
+
+        Unless ``name`` is given, the name says what changed (``"Lorenz96.sakov2008 (Ko=5000)"``,
+        ``"Lorenz96.sakov2008 (obs)"``), so tables tell the variants apart; caches never rely on
+        the name (see :meth:`fingerprint`).
+        """
+        notes = [k for k in ("dyn", "obs", "prior") if k in changes]
         if isinstance(changes.get("tseq"), dict):
+            notes += [f"{k}={v}" for k, v in changes["tseq"].items()]
             changes["tseq"] = self.tseq.copy(**changes["tseq"])
+        elif "tseq" in changes:
+            notes.append("tseq")
+        if "name" not in changes and notes:
+            changes["name"] = f"{self.name} ({', '.join(notes)})"
         return dataclasses.replace(self, **changes)
 
+    def parts(self) -> dict[str, str]:
+        """Content hashes of the parts: ``{"dyn", "obs", "prior", "tseq"}`` (see :meth:`fingerprint`)."""
+        return {part: content_hash(getattr(self, part), path=f"{self.name}.{part}")
+                for part in ("dyn", "obs", "prior", "tseq")}
+
     def fingerprint(self) -> str:
-        """Identifies the experiment setting (for result caching)."""
-        return f"{self.name}|Nx={self.Nx}|{self.tseq.fingerprint()}"
+        """The identity of the experiment setting: a SHA-256 content hash (hex) of the dynamics
+        (class and parameters), the observations (operator, indices, noise covariance), the prior
+        and the chronology (``dt``, ``kko``, ``K``, ``BurnIn``). The name is not part of it.
+
+        Runs, twin experiments, trained models, training data and tuning studies are keyed on it.
+        A model part that cannot be identified raises :class:`~dafilters.identity.Unhashable`.
+        """
+        return content_hash(self.parts())
 
     def simulate(self, seed: int = 0) -> tuple[np.ndarray, np.ndarray | list[np.ndarray]]:
         """Truth ``xx`` ``(K+1, Nx)`` and observations ``yy`` ``(Ko+1, Ny)`` of a twin experiment.

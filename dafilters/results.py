@@ -76,9 +76,12 @@ class Results:
         """One row per run (settings expanded into columns; a setting whose name is taken by a
         column of the run, e.g. a learned filter's training ``seed``, becomes ``param.<name>``)."""
         rows = []
+        labels = hmm_labels(self.records)
         for r in self.records:
             row = {k: v for k, v in r.items() if k not in ("params", "traceback")
                    and not k.startswith("rank_hist")}
+            row["hmm_id"] = _hmm_id(r)
+            row["hmm"] = labels[row["hmm_id"]]
             row.update({(f"param.{k}" if k in row else k): v for k, v in r["params"].items()})
             rows.append(row)
         return pd.DataFrame(rows)
@@ -99,11 +102,14 @@ class Results:
         counts and in ``status`` (e.g. ``"1/3 lost"``), but never changes the averages.
         """
         runs = self.runs()
+        # a (HMM, setting, seed) saved twice (stale files) counts once: the last one read
+        runs = runs.drop_duplicates(["hmm_id", "name", "seed"], keep="last")
         rows = []
-        for (hmm, name), g in runs.groupby(["hmm", "name"], sort=False):
+        for (hmm_id, name), g in runs.groupby(["hmm_id", "name"], sort=False):
             ok = g[g["status"].isin(("ok", "lost"))]  # ran to the end: averaged
-            first = next(r for r in self.records if r["hmm"] == hmm and r["name"] == name)
-            row = {"hmm": hmm, "filter": g["filter"].iloc[0], "tuned": bool(first.get("tuned", False))}
+            first = next(r for r in self.records if _hmm_id(r) == hmm_id and r["name"] == name)
+            row = {"hmm": g["hmm"].iloc[0], "hmm_id": hmm_id, "filter": g["filter"].iloc[0],
+                   "tuned": bool(first.get("tuned", False))}
             row.update(first["params"])
             for m in AVERAGES:
                 row[m] = ok[m].mean() if len(ok) else np.nan
@@ -169,6 +175,21 @@ class Results:
 
     def __repr__(self) -> str:
         return f"Results({len(self.records)} runs)"
+
+
+def _hmm_id(record: dict) -> str:
+    """The HMM identity of a record (records saved before identities existed: their name)."""
+    return record.get("hmm_id") or f"name:{record['hmm']}"
+
+
+def hmm_labels(records: Sequence[dict]) -> dict[str, str]:
+    """A table label per HMM identity: its name, followed by ``[<id>]`` where several HMMs of
+    one name (e.g. two observation-noise levels) appear in the same records."""
+    names: dict[str, str] = {}
+    for r in records:
+        names.setdefault(_hmm_id(r), r["hmm"])
+    shared = {n for n in names.values() if list(names.values()).count(n) > 1}
+    return {i: (f"{n} [{i.removeprefix('name:')[:8]}]" if n in shared else n) for i, n in names.items()}
 
 
 def _looks_like_record(path: Path) -> bool:

@@ -25,8 +25,10 @@ AVERAGES = tuple(f"{m}.{fa}" for fa in "af" for m in METRICS)
 
 
 def new_record(hmm: HMM, flt: Filter, seed: int) -> dict[str, Any]:
-    """The record of a run before it runs: HMM, filter, settings, seed, status ``'ok'``."""
-    return {"hmm": hmm.name, "filter": type(flt).__name__, "name": flt.name, "params": flt.params(),
+    """The record of a run before it runs: HMM (name and ``hmm_id``, the start of its content
+    hash), filter, settings, seed, status ``'ok'``."""
+    return {"hmm": hmm.name, "hmm_id": hmm.fingerprint()[:16], "filter": type(flt).__name__,
+            "name": flt.name, "params": flt.params(),
             "seed": int(seed), "status": "ok", "error": None, "diverged_at": None,
             "n_cycles": hmm.tseq.Ko + 1}
 
