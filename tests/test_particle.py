@@ -91,6 +91,45 @@ def test_jitter_distribution_is_unchanged_by_the_reduced_factor():
     assert r1.random() == r2.random()
 
 
+def test_apf_point_predictions_reuse_the_noise_free_forecast():
+    """Without model noise the APF's point predictions are its bootstrap forecast, bit for bit
+    (so it integrates the particles twice per cycle, not three times); with noise it steps."""
+    from dafilters.filters.base import Context
+    from dafilters.stats import WeightedEnsemble
+
+    for hmm, noisy in ((sakov2012.HMM, False), (LinearGauss.HMM, True)):
+        ctx = Context(hmm=hmm, rng=np.random.default_rng(0), seed=0)
+        apf = daf.APF(N=200, reg=1.0)
+        prev = apf.initialize(ctx)
+        state = apf.forecast(prev, ctx, 0, 5)
+        mu = apf.point_predictions(state, prev, 0, 5, ctx)
+        stepped = prev.E
+        for k in range(5):
+            stepped = hmm.dyn.step(stepped, hmm.tseq.tt[k], hmm.tseq.dt)
+        np.testing.assert_array_equal(mu, stepped)
+        assert (mu is state.E) is not noisy
+        assert isinstance(state, WeightedEnsemble)
+
+
+def test_lorenz63_step_by_variable_equals_the_row_form():
+    """Large Lorenz-63 ensembles are integrated as (3, N) arrays: the same values as the (N, 3)
+    form to round-off, over 25 steps (one sakov2012 cycle); single states take the old path."""
+    import mods.Lorenz63 as L63
+    from dafilters.integrators import rk4
+
+    gen = np.random.default_rng(3)
+    for N in (L63.BY_VARIABLE_FROM, 1000):
+        E = gen.standard_normal((N, 3)) * 8 + [0, 0, 25]
+        new, old = E, E
+        for k in range(25):
+            new = L63.step(new, 0.01 * k, 0.01)
+            old = rk4(L63.dxdt, old, 0.01 * k, 0.01)
+        assert new.shape == (N, 3)
+        np.testing.assert_allclose(new, old, rtol=1e-13, atol=1e-12)
+    np.testing.assert_array_equal(L63.step(E[0], 0.0, 0.01), rk4(L63.dxdt, E[0], 0.0, 0.01))
+    np.testing.assert_allclose(L63.dxdt_by_variable(E.T.copy()), L63.dxdt(E).T, rtol=1e-14, atol=1e-12)
+
+
 def test_weighted_metrics_reduce_to_unweighted(rng):
     E = rng.standard_normal((9, 4))
     x = rng.standard_normal(4)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..hmm import Dynamics
 from ..stats import WeightedEnsemble
 from .base import Context, Filter, check_ensemble_size
 
@@ -197,13 +198,25 @@ class APF(_Particles):
         ctx.cache["apf"] = (state, k0, k1)
         return super().forecast(state, ctx, k0, k1)
 
+    @staticmethod
+    def point_predictions(state: WeightedEnsemble, prev: WeightedEnsemble, k0: int, k1: int,
+                          ctx: Context) -> np.ndarray:
+        """Noise-free forecasts ``(N, Nx)`` of the particles ``prev`` from step ``k0`` to ``k1``.
+        Without model noise (and with the stock ``Dynamics.forecast``: step, then noise) they are
+        the bootstrap forecast ``state`` (the same steps), which is returned instead of
+        integrating the particles a second time."""
+        dyn, tt, dt = ctx.hmm.dyn, ctx.hmm.tseq.tt, ctx.hmm.tseq.dt
+        if dyn.noise is None and type(dyn).forecast is Dynamics.forecast:
+            return state.E
+        mu = prev.E
+        for k in range(k0, k1):
+            mu = dyn.step(mu, tt[k], dt)
+        return mu
+
     def analysis(self, state: WeightedEnsemble, y: np.ndarray, ko: int, ctx: Context) -> WeightedEnsemble:
         prev, k0, k1 = ctx.cache.pop("apf")
         hmm = ctx.hmm
-        dyn, tt, dt = hmm.dyn, hmm.tseq.tt, hmm.tseq.dt
-        mu = prev.E
-        for k in range(k0, k1):  # point predictions: noise-free forecasts of the ancestors
-            mu = dyn.step(mu, tt[k], dt)
+        mu = self.point_predictions(state, prev, k0, k1, ctx)
         first = hmm.obs.loglik(y, mu, ko)
         lam = normalise_log(log_weights(prev.w) + first)
         idx = resample(lam, self.resampl, ctx.rng)
