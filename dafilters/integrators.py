@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["rk4", "rk4_steps", "rk4_jacobian"]
+__all__ = ["rk4", "rk4_into", "rk4_steps", "rk4_jacobian"]
 
 RHS = Callable[[np.ndarray, float], np.ndarray]
 
@@ -34,6 +34,32 @@ def rk4(f: RHS, x: np.ndarray, t: float, dt: float) -> np.ndarray:
     k3 = f(x + h * k2, t + h)
     k4 = f(x + dt * k3, t + dt)
     return x + (dt / 6) * (k1 + 2 * (k2 + k3) + k4)
+
+
+def rk4_into(f_into: Callable[[np.ndarray, float, np.ndarray], np.ndarray], x: np.ndarray, t: float,
+             dt: float) -> np.ndarray:
+    """One RK4 step as :func:`rk4`, for a tendency that writes into a given array,
+    ``f_into(x, t, out) -> out``: the same operations in the same order (bit-for-bit the same
+    result), in four buffers instead of a dozen temporaries (for large ensembles, where each
+    temporary costs a pass through memory and an allocation)."""
+    h = dt / 2
+    k1 = f_into(x, t, np.empty_like(x))
+    tmp = np.multiply(k1, h)
+    tmp += x
+    k2 = f_into(tmp, t + h, np.empty_like(x))
+    np.multiply(k2, h, out=tmp)
+    tmp += x
+    k3 = f_into(tmp, t + h, np.empty_like(x))
+    k2 += k3
+    np.multiply(k3, dt, out=tmp)
+    tmp += x
+    k4 = f_into(tmp, t + dt, k3)
+    k2 *= 2
+    k2 += k1
+    k2 += k4
+    k2 *= dt / 6
+    k2 += x
+    return k2
 
 
 def rk4_steps(f: RHS, x: np.ndarray, t: float, dt: float, n: int) -> np.ndarray:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from dafilters.hmm import Dynamics
-from dafilters.integrators import rk4, rk4_jacobian
+from dafilters.integrators import rk4, rk4_into, rk4_jacobian
 
 SIGMA, RHO, BETA = 10.0, 28.0, 8.0 / 3
 
@@ -51,13 +51,16 @@ _LT = np.ascontiguousarray(_W[:3].T)  # the linear part, acting on states stored
 BY_VARIABLE_FROM = 64
 
 
-def dxdt_by_variable(X: np.ndarray, t: float = 0.0) -> np.ndarray:
-    """Tendency of an ensemble stored by variable, ``X`` ``(3, N)``: :func:`dxdt` transposed.
-    Each row is contiguous, so for large ``N`` every operation streams through memory (the
-    ``(N, 3)`` form spends most of its time on 2- and 3-element inner loops)."""
-    out = _LT @ X
-    out[1] -= X[0] * X[2]
-    out[2] += X[0] * X[1]
+def dxdt_by_variable(X: np.ndarray, t: float = 0.0, out: np.ndarray | None = None) -> np.ndarray:
+    """Tendency of an ensemble stored by variable, ``X`` ``(3, N)``: :func:`dxdt` transposed
+    (written into ``out`` if given). Each row is contiguous, so for large ``N`` every operation
+    streams through memory (the ``(N, 3)`` form spends most of its time on 2- and 3-element
+    inner loops)."""
+    out = np.matmul(_LT, X, out=out)
+    q = X[0] * X[2]
+    out[1] -= q
+    np.multiply(X[0], X[1], out=q)
+    out[2] += q
     return out
 
 
@@ -66,7 +69,7 @@ def step(E: np.ndarray, t: float, dt: float) -> np.ndarray:
     are integrated as ``(3, N)`` and returned as its transpose (a Fortran-ordered ``(N, 3)``
     array, which the next step transposes without a copy); the same values to round-off."""
     if E.ndim == 2 and E.shape[0] >= BY_VARIABLE_FROM:
-        return rk4(dxdt_by_variable, np.ascontiguousarray(E.T), t, dt).T
+        return rk4_into(dxdt_by_variable, np.ascontiguousarray(E.T), t, dt).T
     return rk4(dxdt, E, t, dt)
 
 
