@@ -151,24 +151,25 @@ def _start_long_tune(tmp_path):
     return proc, children, tmp
 
 
-def _gone(children, tmp, timeout: float = 15.0) -> bool:
+def _leftovers(children, tmp, timeout: float = 15.0) -> list[str]:
+    """The workers still running and the files left in ``tmp`` after ``timeout`` seconds."""
     deadline = time.time() + timeout
-    while time.time() < deadline:
+    while True:
         alive = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
-        if not alive and not list(tmp.iterdir()):
-            return True
+        left = [f"worker {c.pid} ({c.status()})" for c in alive] + [str(f) for f in tmp.rglob("*")]
+        if not left or time.time() > deadline:
+            break
         time.sleep(0.1)
-    for c in children:  # do not leave them running on failure
-        if c.is_running():
-            c.kill()
-    return False
+    for c in alive:  # do not leave them running on failure
+        c.kill()
+    return left
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
 def test_workers_end_with_their_parent(tmp_path, sig):
-    """Killed (no clean-up possible in the parent) or interrupted, the parent's workers end and the
-    temporary journal is removed."""
+    """Killed (no clean-up possible in the parent), terminated or interrupted, the parent's
+    workers end and the temporary journal is removed."""
     proc, children, tmp = _start_long_tune(tmp_path)
     os.kill(proc.pid, sig)
     proc.wait(30)
-    assert _gone(children, tmp)
+    assert _leftovers(children, tmp) == []
