@@ -1,6 +1,6 @@
 # Quickstart targets: each creates the virtual environment .venv on first use, says what it installs.
-#   make demo   the core dependencies only (no root, no system packages; about 2.5 minutes on a
-#               fresh machine, install included), then the demo table: classical filters on L63/L96
+#   make demo   the core dependencies only (no root, no system packages; about 2 minutes on a fresh
+#               machine, install included), then the demo table: classical filters on Lorenz63/96
 #   make test   every extra (as root also their system packages, see sysdeps), lint and the test
 #               suite: what CI runs (.ci/run, where a test skipped for a missing extra is an error)
 #   make venv EXTRAS=all   the heavy extras on demand: atmos (Dedalus, needs the system packages),
