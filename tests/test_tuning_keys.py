@@ -53,7 +53,7 @@ def test_other_settings_get_their_own_study(tmp_path):
 
 
 def test_explicit_study_name_with_other_settings_is_refused(tmp_path):
-    storage = str(tmp_path / "study.db")
+    storage = str(tmp_path / "study.log")
     quick(storage=storage, study_name="mine")
     assert len(finished(quick(storage=storage, study_name="mine", n_trials=4).study)) == 4  # resumes
     with pytest.raises(ValueError, match=r"'mine' .* other settings \(filter, seeds differ\)"):
