@@ -450,13 +450,13 @@ def _run_workers(job: _Job, workers: int, start_method: str | None) -> None:
         raise RuntimeError(f"{len(failed)} tuning worker(s) failed (exit codes {failed})")
 
 
-def _in_memory(study: Any) -> Any:
-    """A copy of ``study`` in an in-memory storage (readable once its temporary journal is gone)."""
+def _in_memory(study: Any, storage: Any) -> Any:
+    """A copy of ``study`` (held in ``storage``) in an in-memory storage, readable once its
+    temporary journal is gone."""
     import optuna
 
     memory = optuna.storages.InMemoryStorage()
-    optuna.copy_study(from_study_name=study.study_name, from_storage=study._storage,
-                      to_storage=memory)
+    optuna.copy_study(from_study_name=study.study_name, from_storage=storage, to_storage=memory)
     return optuna.load_study(study_name=study.study_name, storage=memory)
 
 
@@ -509,8 +509,9 @@ def tune(flt: Filter, hmm: HMM, space: dict[str, Any] | None = None, n_trials: i
         if workers > 1 and storage is None:
             tmpdir = tempfile.mkdtemp(prefix="dafilters-tune-")
             storage = os.path.join(tmpdir, "study.log")
+        store = make_storage(storage)
         study = optuna.create_study(
-            storage=make_storage(storage), study_name=study_name, load_if_exists=True,
+            storage=store, study_name=study_name, load_if_exists=True,
             direction="minimize", sampler=make_sampler(seed, n_trials, shared=storage is not None),
             pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1))
         _check_key(study, key)
@@ -519,7 +520,7 @@ def tune(flt: Filter, hmm: HMM, space: dict[str, Any] | None = None, n_trials: i
         else:
             _run_workers(_Job(storage, study_name, objective, n_trials, seed, os.getpid(), tmpdir),
                          workers, start_method)
-        return _result(flt, _in_memory(study) if tmpdir is not None else study)
+        return _result(flt, _in_memory(study, store) if tmpdir is not None else study)
     finally:
         if tmpdir is not None:
             shutil.rmtree(tmpdir, ignore_errors=True)
