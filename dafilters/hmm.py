@@ -166,7 +166,7 @@ class Dynamics(Identified):
         if noise is None or (np.isscalar(noise) and noise == 0):
             self.noise: Covariance | None = None
         else:
-            self.noise = Covariance(noise, self.Nx)
+            self.noise = Covariance(noise, self.Nx, name=f"model noise Q of {type(self).__name__}")
 
     def step(self, E: np.ndarray, t: float, dt: float) -> np.ndarray:
         """The deterministic part of one step, ``(N, Nx) -> (N, Nx)``."""

@@ -317,7 +317,9 @@ class KolmogorovRe(Dynamics):
     Args:
         n: grid points per direction (``Nx = n * n + 1``).
         drag, wavenumber, precision, noise: as for :class:`Kolmogorov` (``noise`` may not perturb
-            the parameter component unless wanted: give a vector with a zero last entry).
+            the parameter component unless wanted: give
+            ``Covariance(q, semidefinite=True)`` with a zero last entry of ``q``; a plain vector
+            with a zero variance is refused as a singular covariance).
         re_bounds: the Reynolds numbers a state may have; values outside are clipped into this
             range before a step (an analysis may push an ensemble member beyond the prior's range).
     """

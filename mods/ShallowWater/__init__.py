@@ -539,7 +539,8 @@ class ForcedShallowWater(ShallowWater):
 
     Args:
         Nphi, Ntheta, dealias, nu, timestepper, comm, noise: as for :class:`ShallowWater` (give
-            ``noise`` a zero on the parameter components unless they should drift).
+            ``noise`` as ``Covariance(q, semidefinite=True)`` with zeros of ``q`` on the parameter
+            components unless they should drift; a plain vector with zeros is refused).
         heating: the forcing's day, year and declination (:class:`Heating`).
         amplitude_bounds, width_bounds: the values a step may use; a state's parameters outside
             are clipped into these ranges for its step (the state keeps its own values, as an
