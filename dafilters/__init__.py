@@ -8,6 +8,8 @@ from .experiments import Experiments, Results
 from .filters import APF, LETKF, Climatology, Context, EnKF, Filter, KalmanFilter, OptInterp, PartFilt
 from .gaussian import Covariance, GaussRV
 from .hmm import HMM, Chronology, Dynamics, GaussPrior, LinearDynamics, Observation, Prior
+from .interop import from_dapper
+from .interop.dapper_method import DapperMethod
 from .multimodal import BlockMeanObs, Modality, MultiObs
 from .observations import (
     ArctanObs,
@@ -39,6 +41,7 @@ __all__ = [
 ]
 __all__ += ["TorchObs"]
 __all__ += ["MultiObs", "Modality", "BlockMeanObs"]
+__all__ += ["from_dapper", "DapperMethod"]
 
 #: Torch-based filters, imported on first access (``import dafilters`` does not import torch).
 _LAZY_FILTERS = ("EnSF", "SSLS", "MNMEF", "SDA", "LDEnSF", "SLAMS")

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from ..gaussian import Covariance
 from ..hmm import HMM, streams
+from ..interop.arrays import as_observations
 from ..stats import Diverged, Gaussian, Stats, WeightedEnsemble
 from . import registry
 
@@ -196,8 +197,11 @@ class Filter:
                 a tenth of the run); an exception it raises (e.g. Optuna's ``TrialPruned``) stops
                 the run and propagates.
 
-        A run that diverges returns normally with ``stats.diverged`` set.
+        A run that diverges returns normally with ``stats.diverged`` set. ``yy`` may also be
+        DAPPER's ``simulate()`` output (an object array, see
+        :func:`~dafilters.interop.arrays.as_observations`).
         """
+        yy = as_observations(yy)
         check_inputs(hmm, xx, yy)
         tseq = hmm.tseq
         ctx = Context(hmm=hmm, rng=streams(seed)[2], seed=seed)
