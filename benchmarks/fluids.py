@@ -206,7 +206,7 @@ def main(argv=None) -> None:
     ok = a_en / a_ld >= 10 and r_ld <= 1.5 * r_en
     print(f"\n- LD-EnSF analysis {a_en / a_ld:.1f}x cheaper than full-space EnSF, RMSE ratio "
           f"{r_ld / r_en:.2f} (target: >= 10x and <= 1.5): {'met' if ok else 'not met'}")
-    tr = ld.training
+    tr = ld.training_log
     dyn, lstm = tr.get("dynamics", {}), tr.get("lstm", {})
     nmse = dyn.get("val_reconstruction_nmse", np.nan)
     print(f"- LD-EnSF trained {tr['seconds'] / 60:.1f} min on {tr['device']} ({tr.get('n_traj')} "

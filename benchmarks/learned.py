@@ -81,7 +81,7 @@ def mnmef_part(args) -> None:
 
 
 def training_line(m) -> str:
-    tr = m.training
+    tr = m.training_log
     return (f"- {type(m).__name__} N={m.N}: trained {tr['seconds'] / 60:.1f} min on {tr['device']}"
             f"{' (fine-tuned, summary frozen)' if tr.get('fine_tuned') else ''}, {len(tr['train_loss'])} "
             f"epochs, {tr['stopped']}, best validation loss {min(tr['val_loss']):.4f}")

@@ -119,7 +119,7 @@ def part(name: str, args) -> list[dict]:
                                   "train min"], tablefmt="github" if args.markdown else "simple"))
     print()
     for flt, fname in ((slams, "SLAMS"), (sda, "SDA")):
-        tr = flt.training
+        tr = flt.training_log
         print(f"- {fname}: trained {tr['seconds'] / 60:.1f} min ({tr['stopped']})")
     if args.plots:
         plot(name, hmm, mods, results, args.seeds[0], plot_ko, grid, Path(args.plots))

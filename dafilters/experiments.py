@@ -216,7 +216,10 @@ class Experiments:
                 if path is not None:
                     path.parent.mkdir(parents=True, exist_ok=True)
                     flt.save(path)
-        return flt, {"train_s": flt.training.get("seconds"), "train_device": flt.training.get("device")}
+        training = (dataclasses.asdict(flt.training) if dataclasses.is_dataclass(flt.training)
+                    else None)
+        return flt, {"train_s": flt.training_log.get("seconds"),
+                     "train_device": flt.training_log.get("device"), "training": training}
 
     def _path(self, hmm: HMM, flt: Filter, seed: int) -> Path | None:
         """Where the run (hmm, flt, seed) is saved (``None`` without ``save_to``)."""

@@ -6,6 +6,8 @@ import sys
 
 import numpy as np
 import pytest
+from test_learned import HMM as LINEAR
+from test_learned import LearnedShift
 
 import dafilters as daf
 from dafilters.experiments import run_key
@@ -14,8 +16,6 @@ from dafilters.identity import Unhashable, content_hash
 from dafilters.observations import IdentityObs, PartialObs
 from mods.Lorenz63 import sakov2012
 from mods.Lorenz96 import Lorenz96, sakov2008
-from test_learned import LearnedShift
-from test_learned import HMM as LINEAR
 
 L96 = sakov2008.HMM.replace(tseq=dict(Ko=150, BurnIn=1.0), name="L96")
 
@@ -103,7 +103,7 @@ def test_runs_with_other_chronologies_are_separate_and_resume(tmp_path):
 
 
 def test_learned_filter_refuses_another_model():
-    flt = LearnedShift(N=10, epochs=2).fit(LINEAR, n_traj=2)
+    flt = LearnedShift(N=10, training={"epochs": 2, "n_traj": 2}).fit(LINEAR)
     other = LINEAR.replace(obs=PartialObs(5, [0, 2, 4], noise=2.0))
     xx, yy = other.simulate(0)
     with pytest.raises(ValueError, match="observations differ"):

@@ -189,9 +189,9 @@ def trained(kolmogorov, tmp_path_factory):
 
 def test_tiny_training_save_load_assimilate(trained, tmp_path):
     hmm, flt = trained
-    dyn = flt.training["dynamics"]
+    dyn = flt.training_log["dynamics"]
     assert len(dyn["train_loss"]) == 3 and np.isfinite(dyn["val_loss"]).all()
-    assert len(flt.training["lstm"]["resid_std"]) == TINY["latent_dim"] + 1
+    assert len(flt.training_log["lstm"]["resid_std"]) == TINY["latent_dim"] + 1
     assert flt.spec["n_params"] == 1 and flt.spec["n_field"] == n * n and flt.spec["dko"] == 4
     xx, yy = hmm.simulate(2)
     stats = flt.assimilate(hmm, xx, yy, seed=2)

@@ -15,27 +15,35 @@ from dafilters.nn.training import TrainConfig, fit_in_stages, fit_model
 from mods import LinearGauss
 
 
+class ShiftLoss:
+    """Squared error of the network's prediction of the truth from the observation."""
+
+    def __init__(self, net):
+        self.net = net
+
+    def __call__(self, batch):
+        return ((self.net(batch[1]) - batch[0]) ** 2).mean()
+
+
 @dataclass
 class LearnedShift(LearnedFilter):
     """Test fixture: an ETKF whose analysis mean is corrected by a learned linear map of the
     innovation, trained by regression onto the truth (a small but real supervised problem)."""
 
     N: int = 20
-    epochs: int = 30
     device: str = "cpu"
-    non_hyper = ("device", "epochs")
+    TRAINING = TrainConfig(n_traj=4, epochs=30, lr=0.05, patience=5, progress=False)
 
     def build(self, spec):
         torch.manual_seed(0)
         return {"corr": torch.nn.Linear(spec["Ny"], spec["Nx"], dtype=torch.float64)}
 
-    def train(self, hmm, n_traj=4):
-        xx, yy = simulate_trajectories(hmm, n_traj)
+    def learn(self, hmm, progress=None, cache_dir=None):
+        xx, yy = simulate_trajectories(hmm, self.training.n_traj)
         x = torch.as_tensor(xx[:, hmm.tseq.kko].reshape(-1, hmm.Nx))
         y = torch.as_tensor(yy.reshape(-1, yy.shape[-1]))
         net = self.nets["corr"]
-        hist = fit_model([net], lambda b: ((net(b[1]) - b[0]) ** 2).mean(), (x, y),
-                         config=TrainConfig(epochs=self.epochs, lr=0.05, patience=5, progress=False))
+        hist = fit_model([net], ShiftLoss(net), (x, y), config=self.training)
         return {"val": hist.val[-1]}
 
     def initialize(self, ctx):
@@ -118,7 +126,7 @@ def test_training_in_learning_rate_stages():
 
 def test_fit_save_load_assimilate(tmp_path):
     flt = LearnedShift(N=20).fit(HMM)
-    assert flt.training["seconds"] > 0 and flt.training["device"] == "cpu"
+    assert flt.training_log["seconds"] > 0 and flt.training_log["device"] == "cpu"
     xx, yy = HMM.simulate(3)
     a = flt.assimilate(HMM, xx, yy, seed=3).averages()["rmse.a"]
     flt.save(tmp_path / "f.pt")
@@ -139,30 +147,35 @@ def test_fit_save_load_assimilate(tmp_path):
 
 def test_fit_cached_trains_once_then_reads(tmp_path):
     path = tmp_path / "models" / "shift.pt"
-    a = LearnedShift(N=20).fit_cached(HMM, path, n_traj=2)
+    a = LearnedShift(N=20, training={"n_traj": 2}).fit_cached(HMM, path)
     assert path.exists() and a.matches(HMM)
-    b = LearnedShift(N=20).fit_cached(HMM, path)  # read back, not trained again
-    assert b is not a and b.training == a.training and b.spec == a.spec
-    c = LearnedShift(N=10).fit_cached(HMM, path, n_traj=2)  # other settings: trained, file replaced
+    b = LearnedShift(N=20, training={"n_traj": 2}).fit_cached(HMM, path)  # read back, not trained again
+    assert b is not a and b.training_log == a.training_log and b.spec == a.spec
+    # other settings: trained, file replaced
+    c = LearnedShift(N=10, training={"n_traj": 2}).fit_cached(HMM, path)
     assert c.N == 10 and Filter.load(path).N == 10
     other = LinearGauss.build(Nx=7, Ko=20)
-    assert LearnedShift(N=10).fit_cached(other, path, n_traj=2).matches(other)  # other HMM: trained
+    other_flt = LearnedShift(N=10, training={"n_traj": 2}).fit_cached(other, path)
+    assert other_flt.matches(other)  # other HMM: trained
 
 
 def test_experiments_train_once_and_reuse(tmp_path, monkeypatch):
     calls = []
-    orig = LearnedShift.train
+    orig = LearnedShift.learn
 
     def counting(self, hmm, **kw):
         calls.append(hmm.name)
         return orig(self, hmm, **kw)
 
-    monkeypatch.setattr(LearnedShift, "train", counting)
+    monkeypatch.setattr(LearnedShift, "learn", counting)
     entry = LearnedShift(N=20)
     xps = daf.Experiments(HMM, [entry, daf.EnKF("Sqrt", N=20)], seeds=[0, 1], save_to=tmp_path)
     res = xps.run(progress=False)
     assert calls == [HMM.name] and not entry.trained  # trained a copy, once for both seeds
-    assert all(r["train_s"] > 0 for r in res.records if r["filter"] == "LearnedShift")
+    learned = [r for r in res.records if r["filter"] == "LearnedShift"]
+    assert all(r["train_s"] > 0 for r in learned)
+    # the training settings are recorded beside each run, not as columns
+    assert all(r["training"]["n_traj"] == 4 and "training" not in r["params"] for r in learned)
     assert len(list((tmp_path / "models").glob("LearnedShift-*.pt"))) == 1
     # another table with the same filter loads the saved model instead of training again
     daf.Experiments(HMM, [entry], seeds=[5], save_to=tmp_path).run(progress=False)

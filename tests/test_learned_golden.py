@@ -86,7 +86,7 @@ def figures(name: str, tmp: Path) -> dict:
         hmm, flt, kw = CASES[name]()
         torch.manual_seed(0)
         flt.fit(hmm, progress=False, cache_dir=tmp, **kw)
-        log = getattr(flt, "training_log", None) or flt.training
+        log = flt.training_log
         stats = flt.assimilate(hmm, *hmm.simulate(3), seed=3)
     finally:
         torch.set_num_threads(threads)

@@ -95,7 +95,7 @@ def test_distance_bins_on_the_ring():
 def test_tiny_training_save_load_fine_tune(hmm, tmp_path):
     kw = dict(n_traj=1, window=6, warmup=2, stride=6, epochs=2, batch_size=4, d_model=16, heads=2)
     flt = MNMEF(N=8, **kw).fit(hmm, progress=False)
-    tr = flt.training
+    tr = flt.training_log
     assert len(tr["train_loss"]) == 4 and np.isfinite(tr["train_loss"]).all() and tr["device"] == "cpu"
     assert len(tr["round_val_loss"]) == 2  # two spin-up rounds of two epochs
     xx, yy = hmm.simulate(seed=3)
@@ -109,13 +109,13 @@ def test_tiny_training_save_load_fine_tune(hmm, tmp_path):
         loaded.assimilate(other, *other.simulate(0))
     # fine-tuning at another N: the set summary stays as pretrained, the heads move
     fine = MNMEF(N=12, **kw).fit(hmm, pretrained=loaded, progress=False)
-    assert fine.training["fine_tuned"] and fine.training["summary_frozen"]
+    assert fine.training_log["fine_tuned"] and fine.training_log["summary_frozen"]
     for p, q in zip(fine.nets["summary"].parameters(), loaded.nets["summary"].parameters()):
         assert torch.equal(p, q)
     assert not torch.equal(fine.nets["heads"].loc.weight, loaded.nets["heads"].loc.weight)
     assert np.isfinite(fine.assimilate(hmm, xx, yy, seed=3).averages()["rmse.a"])
     full = MNMEF(N=12, **kw).fit(hmm, pretrained=loaded, freeze_summary=False, progress=False)
-    assert not full.training["summary_frozen"]
+    assert not full.training_log["summary_frozen"]
     assert not torch.equal(full.nets["summary"].embed[0].weight, loaded.nets["summary"].embed[0].weight)
 
 
@@ -155,7 +155,7 @@ def test_validation_loss_is_a_function_of_the_weights(hmm):
     is the same at every epoch (early stopping must not chase fresh noise)."""
     kw = dict(n_traj=1, window=4, warmup=1, stride=4, epochs=3, batch_size=8, d_model=16, heads=2,
               lr=1e-12, skip=60, lr_stages=2)
-    val = MNMEF(N=6, **kw).fit(hmm, progress=False).training["val_loss"]
+    val = MNMEF(N=6, **kw).fit(hmm, progress=False).training_log["val_loss"]
     assert len(val) == 6  # 3 epochs in each of 2 learning-rate stages
     np.testing.assert_allclose(val, val[0], rtol=1e-6)
 

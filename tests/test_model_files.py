@@ -12,7 +12,8 @@ import torch
 
 from dafilters.filters import registry
 from dafilters.filters.base import Filter
-from dafilters.filters.learned import FORMAT, LearnedFilter, dumps_meta, load_filter
+from dafilters.filters.learned import LearnedFilter
+from dafilters.filters.model_files import FORMAT, dumps_meta, load_filter
 
 
 @dataclass
@@ -36,7 +37,7 @@ def make_tiny(**settings) -> Tiny:
                 "modalities": {"a": 3}, "by_level": {1: "x", (2, 3): [1, 2]}}
     torch.manual_seed(0)
     flt.nets = flt.build(flt.spec)
-    flt.training = {"seconds": 0.5, "device": "cpu", "val": np.float32(0.25), "epoch": np.int64(7),
+    flt.training_log = {"seconds": 0.5, "device": "cpu", "val": np.float32(0.25), "epoch": np.int64(7),
                     "ok": np.bool_(True), "losses": [1.0, float("nan"), float("inf")],
                     "resid": np.arange(6, dtype=np.float32).reshape(2, 3), "stages": (1, "two"),
                     "nested": {"__tuple__": "a key that looks like a tag"}}
@@ -69,10 +70,10 @@ def test_round_trip_keeps_weights_settings_spec_and_training(tmp_path):
     assert type(back) is Tiny and back.name == flt.name and back.sizes == (4, 1) and back.note == "hi"
     assert back.spec == flt.spec and isinstance(back.spec["domain"], tuple)
     for key in ("seconds", "device", "val", "epoch", "ok", "stages", "nested"):
-        assert back.training[key] == flt.training[key], key
-    np.testing.assert_array_equal(back.training["losses"], flt.training["losses"])
-    assert back.training["resid"].dtype == np.float32
-    np.testing.assert_array_equal(back.training["resid"], flt.training["resid"])
+        assert back.training_log[key] == flt.training_log[key], key
+    np.testing.assert_array_equal(back.training_log["losses"], flt.training_log["losses"])
+    assert back.training_log["resid"].dtype == np.float32
+    np.testing.assert_array_equal(back.training_log["resid"], flt.training_log["resid"])
     for name, net in flt.nets.items():
         for (k, a), (_, b) in zip(net.state_dict().items(), back.nets[name].state_dict().items()):
             assert torch.equal(a, b), k
@@ -136,7 +137,7 @@ def test_other_files_give_clear_errors(tmp_path):
         Filter.load(crafted(tmp_path / "t.pt", meta=torch.zeros(1)))
     with pytest.raises(ValueError, match="crafted.pt: bad metadata"):
         Filter.load(crafted(tmp_path / "t.pt", meta="{not json"))
-    bad = dumps_meta({"settings": {"N": 3, "cmd": "x"}, "spec": {}, "training": {}})
+    bad = dumps_meta({"settings": {"N": 3, "cmd": "x"}, "spec": {}, "training_log": {}})
     with pytest.raises(ValueError, match=r"Tiny has no settings \['cmd'\]"):
         Filter.load(crafted(tmp_path / "t.pt", meta=bad))
     with pytest.raises(ValueError, match="weights 'lin' are not a dict of named tensors"):
@@ -147,8 +148,8 @@ def test_other_files_give_clear_errors(tmp_path):
 
 def test_unsupported_values_are_refused_when_saving(tmp_path):
     flt = make_tiny()
-    flt.training["when"] = object()
-    with pytest.raises(TypeError, match=r"cannot save Tiny\['training'\]\['when'\]: a object"):
+    flt.training_log["when"] = object()
+    with pytest.raises(TypeError, match=r"cannot save Tiny\['training_log'\]\['when'\]: a object"):
         flt.save(tmp_path / "t.pt")
     assert list(tmp_path.iterdir()) == []  # no temporary file left behind
 

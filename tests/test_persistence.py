@@ -160,10 +160,11 @@ def test_corrupt_model_file_is_trained_again(tmp_path):
     from test_learned import HMM as LINEAR
     from test_learned import LearnedShift
 
-    Experiments(LINEAR, [LearnedShift(N=10, epochs=2)], seeds=[0], save_to=tmp_path).run(progress=False)
+    entry = LearnedShift(N=10, training={"epochs": 2})
+    Experiments(LINEAR, [entry], seeds=[0], save_to=tmp_path).run(progress=False)
     (model,) = (tmp_path / "models").glob("*.pt")
     model.write_bytes(b"not a model")
     with pytest.warns(UserWarning, match=model.name):
-        res = Experiments(LINEAR, [LearnedShift(N=10, epochs=2)], seeds=[1],
+        res = Experiments(LINEAR, [LearnedShift(N=10, training={"epochs": 2})], seeds=[1],
                           save_to=tmp_path).run(progress=False)
     assert res.records[0]["status"] == "ok" and daf.Filter.load(model).trained

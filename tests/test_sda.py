@@ -72,7 +72,7 @@ def trained():
 
 def test_tiny_training_save_load_assimilate_and_smooth(trained, tmp_path):
     hmm, sda = trained
-    assert len(sda.training["train_loss"]) == 6 and np.isfinite(sda.training["val_loss"]).all()
+    assert len(sda.training_log["train_loss"]) == 6 and np.isfinite(sda.training_log["val_loss"]).all()
     xx, yy = hmm.simulate(seed=2)
     a = sda.assimilate(hmm, xx, yy, seed=2).averages()
     assert np.isfinite(a["rmse.a"]) and np.isfinite(a["crps.a"])
@@ -92,7 +92,7 @@ def test_validation_loss_is_deterministic():
     # drives early stopping, so it is computed with fixed noise levels and noises
     hmm = rozet2023.build(Ko=19, burn_in_cycles=1)
     sda = SDA(N=4, k=1, window=3, n_traj=1, epochs=3, width=16, depth=1, lr=1e-12, lr_stages=1)
-    val = sda.fit(hmm, progress=False).training["val_loss"]
+    val = sda.fit(hmm, progress=False).training_log["val_loss"]
     assert len(val) == 3 and max(val) - min(val) < 1e-5 * max(val)
 
 

@@ -49,7 +49,7 @@ def trained():
 def test_tiny_training_save_load_assimilate(trained, tmp_path):
     hmm, flt = trained
     assert flt.spec["modalities"] == {"sparse": 3, "coarse": 3} and flt.spec["grid"] is None
-    assert len(flt.training["ae_train_loss"]) == 2 and np.isfinite(flt.training["val_loss"]).all()
+    assert len(flt.training_log["ae_train_loss"]) == 2 and np.isfinite(flt.training_log["val_loss"]).all()
     xx, yy = hmm.simulate(3)
     a = flt.assimilate(hmm, xx, yy, seed=3).averages()
     assert np.isfinite(a["rmse.a"]) and np.isfinite(a["crps.a"])
@@ -124,5 +124,5 @@ def test_denoiser_validation_loss_is_deterministic():
     # weights it must not change from epoch to epoch (fixed levels and noises)
     hmm = qu2024.build(Nx=12, Ko=39)
     flt = SLAMS(**{**TINY, "epochs": 3, "lr": 1e-12}).fit(hmm, progress=False)
-    val = flt.training["val_loss"]
+    val = flt.training_log["val_loss"]
     assert len(val) == 3 and max(val) - min(val) < 1e-5 * max(val)

@@ -16,33 +16,9 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from .config import TrainConfig
+
 __all__ = ["TrainConfig", "TrainHistory", "fit_model", "fit_in_stages", "batches"]
-
-
-@dataclass
-class TrainConfig:
-    """Settings of :func:`fit_model`.
-
-    Args:
-        epochs: maximum passes over the training data. batch_size: samples per step.
-        lr: Adam learning rate. weight_decay: Adam weight decay.
-        patience: stop after this many epochs without a better validation loss (0: never).
-        grad_clip: clip the global gradient norm (0: no clipping).
-        seed: seeds the shuffling. progress: show a progress bar (``None``: on a terminal).
-        checkpoint: a file where the best state is saved after every improvement.
-        max_seconds: stop after the epoch that passes this wall time (``None``: no limit).
-    """
-
-    epochs: int = 50
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    patience: int = 10
-    grad_clip: float = 1.0
-    seed: int = 0
-    progress: bool | None = None
-    checkpoint: str | os.PathLike | None = None
-    max_seconds: float | None = None
 
 
 @dataclass
