@@ -41,9 +41,10 @@ class Killed(daf.EnKF):
     """An EnKF whose worker process is killed (SIGKILL, as the OOM killer does) on one seed."""
 
     kill_seed: int = 1
+    parent: int = PARENT  # a field, so that workers that re-import this module still know it
 
     def analysis(self, E, y, ko, ctx):
-        if ctx.seed == self.kill_seed and os.getpid() != PARENT:
+        if ctx.seed == self.kill_seed and os.getpid() != self.parent:
             os.kill(os.getpid(), signal.SIGKILL)
         return super().analysis(E, y, ko, ctx)
 
