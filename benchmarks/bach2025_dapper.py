@@ -5,7 +5,7 @@
 Both libraries assimilate the same observations of the same truth (``mods.Lorenz96.bach2025``:
 dt 0.03, every 4th variable observed every 0.15 with sigma_y 1, 1500 cycles, 15 time units of
 burn-in) with the same LETKF settings (DAPPER: one localization batch per point), and print
-rmse.a per seed and the mean, beside the published tuned figure (DESIGN.md section 5). It tells
+rmse.a per seed and the mean, beside the published tuned figure (docs/design.md, Reference figures). It tells
 whether a gap to the published figure is ours or the setting's.
 """
 

@@ -1,4 +1,4 @@
-"""The MNMEF paper's tuned DAPPER baselines, reproduced with dafilters (DESIGN.md section 5).
+"""The MNMEF paper's tuned DAPPER baselines, reproduced with dafilters (docs/design.md, Reference figures).
 
 For each row the LETKF's inflation and localization radius are tuned with Optuna on tuning seeds;
 the best setting, and the setting the paper's grid search chose, are then evaluated on separate

@@ -5,7 +5,7 @@ of 16 trials over the same box tune the LETKF on the same seed; the script print
 of each, their wall times, the gap between them, and the speed-up of running the grid with
 ``workers=2``. The best of a grid is optimistic on the seeds it was picked on (64 noisy scores, the
 lowest kept), so both winners are then scored on separate evaluation seeds, and it is that score
-which is compared with the published tuned DAPPER value (DESIGN.md section 5).
+which is compared with the published tuned DAPPER value (docs/design.md, Reference figures).
 
     python benchmarks/tuning.py                 # N = 10 and 20, 1500 cycles, tuning seeds 1 2
     python benchmarks/tuning.py --seeds 1 2 --eval-seeds 11 12 13 14

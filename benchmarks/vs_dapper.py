@@ -1,4 +1,4 @@
-"""dafilters against DAPPER on the DESIGN.md section 5 rows: rmse.a and milliseconds per cycle.
+"""dafilters against DAPPER on the rows of docs/design.md (Reference figures): rmse.a and ms per cycle.
 
 Both libraries assimilate the same truth and observations (simulated by dafilters; our ``xx``/``yy``
 follow DAPPER's conventions), on one BLAS thread, on this machine, except where a row names a
@@ -209,7 +209,7 @@ def main() -> None:
     head = ["setting", "method", "cycles", "rmse.a (dafilters)", "ms/cycle"]
     if not args.no_dapper:
         head += ["rmse.a (DAPPER)", "DAPPER ms/cycle", "speed-up", "equal rmse"]
-    head += ["DESIGN rmse.a", "DESIGN DAPPER ms"]
+    head += ["reference rmse.a", "reference DAPPER ms"]
     print()
     print(tabulate(table, head, tablefmt="github" if args.markdown else "simple", disable_numparse=True))
 

@@ -40,7 +40,7 @@ def test_no_observations_nearby_means_no_update(rng):
     (daf.LETKF(N=7, infl=1.04, loc_rad=4, rot=True), 0.219, 0.002),
 ])
 def test_letkf_reproduces_dapper_figures(flt, ref, ref_ci):
-    """DESIGN.md section 5: L96 sakov2008, 5000 cycles."""
+    """docs/design.md, Reference figures (DAPPER's runs): L96 sakov2008, 5000 cycles."""
     hmm = sakov2008.HMM.replace(tseq=dict(Ko=5000))
     res = daf.Experiments(hmm, flt, seeds=[3000]).run(progress=False).frame().iloc[0]
     assert agrees(res["rmse.a"], res["rmse.a.ci"], ref, ref_ci), (res["rmse.a"], res["rmse.a.ci"])

@@ -159,7 +159,7 @@ def test_many_particles_converge_to_kalman_mean(flt):
 
 def test_partfilt_on_lorenz63_matches_dapper():
     """DAPPER's PartFilt(N=100, reg=2.4, NER=0.3) on sakov2012 gives 0.36-0.40 on seeds that do
-    not lose track (DESIGN.md section 5)."""
+    not lose track (docs/design.md, Reference figures)."""
     hmm = sakov2012.HMM.replace(tseq=dict(Ko=3000))
     res = daf.Experiments(hmm, daf.PartFilt(N=100, reg=2.4, NER=0.3), seeds=[1, 2]).run(progress=False)
     rmse = [r["rmse.a"] for r in res.records]

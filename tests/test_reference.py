@@ -1,11 +1,11 @@
-"""DESIGN.md section 5: dafilters reproduces DAPPER's published figures.
+"""docs/design.md, Reference figures: dafilters reproduces DAPPER's figures on its standard settings.
 
 Our truths are drawn with our own generator, so the comparison is statistical. Lorenz-63 runs
 are chaotic down to round-off (another CPU's BLAS gives another trajectory) and a small ensemble
 occasionally loses track for a while, so per-seed time averages are heavy-tailed: the check uses
 the median over seeds, with the seed-to-seed standard error of a median
 (``1.2533 * std / sqrt(n)``), and asks for agreement within two combined standard errors
-(:func:`dafilters.stats.agrees`). The slow variants run DESIGN's 5000 cycles over more seeds.
+(:func:`dafilters.stats.agrees`). The slow variants run the reference runs' 5000 cycles over more seeds.
 """
 
 import numpy as np

@@ -6,7 +6,7 @@ truth and ensemble drawn independently from N(x_a, I) around a point on the attr
 ``mods.Lorenz96.bach2025`` for why this differs slightly from the paper's truth + N(0, I));
 burn-in: the first 100 cycles.
 
-Expected (published tuned DAPPER rmse.a, DESIGN.md section 5):
+Expected (published tuned DAPPER rmse.a; docs/design.md, Reference figures):
 
 ===========  =====  =====  =====  =====  =====  =====  =====
 N            5      10     15     20     40     60     100

@@ -4,7 +4,8 @@ systems", Table 1 (the setting of DAPPER's ``mods.Lorenz63.sakov2012``).
 dt = 0.01, observation every 25 steps of all three variables with R = 2 I, prior N(x0, 2 I),
 no model noise, burn-in 16 time units.
 
-Expected figures (DAPPER 1.8.1, 5000 observation cycles, seed 3000; DESIGN.md section 5):
+Expected figures (DAPPER 1.8.1, 5000 observation cycles, seed 3000; docs/design.md,
+Reference figures):
 
 =========================================  ===============
 method                                      rmse.a

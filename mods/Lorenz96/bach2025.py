@@ -9,7 +9,7 @@ spin-up of DAPPER's initial point). The paper draws the ensemble as truth + N(0,
 and ensemble independently around x_a doubles the initial error variance, which the burn-in
 (the first 100 cycles, 15 time units) removes from the time averages.
 
-Expected (published tuned DAPPER rmse.a, DESIGN.md section 5):
+Expected (published tuned DAPPER rmse.a; docs/design.md, Reference figures):
 
 ================  =====  =====  =====  =====  =====  =====  =====
 N                 5      10     15     20     40     60     100

@@ -11,7 +11,7 @@ one of its experiments adds random "shocks" to the truth); here the truth starts
 N(0, I) as the ensemble and the first 100 cycles (10 time units of spin-up) are left out of
 the averages.
 
-Expected figures (DESIGN.md section 5; Nx = 100, sigma_y = 0.05, mean RMSE over the last 50
+Expected figures (docs/design.md, Reference figures; Nx = 100, sigma_y = 0.05, mean RMSE over the last 50
 analyses): tuned EnSF (N=20, eps_a 0.5, eps_b 0.025, 200 reverse steps) about 0.19, tuned LETKF
 about 0.14. At Nx = 10^6 the reference code reports about 3.7 s per EnSF analysis on a GPU (500
 reverse steps) and about 330 s per LETKF analysis on a CPU. This repository's figures are in

@@ -4,7 +4,8 @@ filter" (the setting of DAPPER's ``mods.Lorenz96.sakov2008``).
 Nx = 40, F = 8, dt = 0.05, every variable observed at every step with R = I, prior
 N(x0, 0.001 I) with x0 = e_1, no model noise, burn-in 20 time units.
 
-Expected figures (DAPPER 1.8.1, 5000 observation cycles, seed 3000; DESIGN.md section 5):
+Expected figures (DAPPER 1.8.1, 5000 observation cycles, seed 3000; docs/design.md,
+Reference figures):
 
 =========================================  ===============
 method                                      rmse.a
