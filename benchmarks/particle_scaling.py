@@ -14,7 +14,7 @@ error is combined over seeds as in ``vs_dapper.py``.
 
 The jitter table times :func:`dafilters.filters.particle.jitter` alone with half the particles
 duplicated, through the ``(Nx, Nx)`` factor (``reduce=True``, the default) and through the
-``(N, Nx)`` weighted anomalies (``reduce=False``, the form used before 2026-11-24).
+``(N, Nx)`` weighted anomalies (``reduce=False``, the form used before 2026-11-29).
 """
 
 from __future__ import annotations
