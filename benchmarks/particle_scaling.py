@@ -87,7 +87,8 @@ def main() -> None:
     for N in args.N:
         cycles = args.cycles or CYCLES.get(N, max(100, 400000 // N))
         t = sakov2012.HMM.tseq
-        hmm = sakov2012.HMM.replace(tseq=dict(Ko=cycles - 1, BurnIn=min(t.BurnIn, 0.2 * cycles * t.dko * t.dt)))
+        burn = min(t.BurnIn, 0.2 * cycles * t.dko * t.dt)
+        hmm = sakov2012.HMM.replace(tseq=dict(Ko=cycles - 1, BurnIn=burn))
         truths = {seed: hmm.simulate(seed) for seed in args.seeds}
         theirs = None
         if not args.no_dapper:

@@ -59,6 +59,7 @@ def linear_gauss() -> daf.HMM:
 def dapper_linear_gauss():
     """The same linear-Gaussian HMM in DAPPER (x <- M x + N(0, 0.1 I), y = x[[0, 3]] + N(0, 0.5 I))."""
     import dapper.mods as modelling
+
     from mods.LinearGauss import transition_matrix
 
     M = transition_matrix(6)

@@ -81,7 +81,8 @@ def test_obs_space_forms_equal_ensemble_space_forms(N, Nx, Ny, full_R):
                                    denkf_update(E, Eo, y, R, space="ensemble"), rtol=0, atol=1e-13 * scale)
         np.testing.assert_allclose(
             pertobs_update(E, Eo, y, R, np.random.default_rng(1), space="obs"),
-            pertobs_update(E, Eo, y, R, np.random.default_rng(1), space="ensemble"), rtol=0, atol=1e-13 * scale)
+            pertobs_update(E, Eo, y, R, np.random.default_rng(1), space="ensemble"),
+            rtol=0, atol=1e-13 * scale)
 
 
 def test_obs_space_is_chosen_when_it_is_smaller(monkeypatch):
