@@ -42,8 +42,8 @@ LETKF_BASELINE = {10: (1.050, 1.37), 20: (1.054, 2.71)}
 
 def trained_mnmef(hmm, N: int, minutes: float, path: Path, device: str, pretrained=None):
     """The MNMEF at ``path`` if it was trained for ``hmm`` with these settings, else trained now."""
-    return daf.MNMEF(N=N, minutes=minutes, device=device).fit_cached(hmm, path, pretrained=pretrained,
-                                                                       progress=True)
+    return daf.MNMEF(N=N, device=device, training={"minutes": minutes}).fit_cached(
+        hmm, path, pretrained=pretrained, progress=True)
 
 
 def mnmef_part(args) -> None:

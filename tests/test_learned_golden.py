@@ -25,8 +25,8 @@ def _mnmef():
     from mods.Lorenz96 import bach2025
 
     hmm = bach2025.build(sigma=1.0, Ko=119)
-    flt = MNMEF(N=8, n_traj=1, window=6, warmup=2, stride=6, epochs=2, batch_size=4, d_model=16,
-                heads=2, minutes=60.0)
+    flt = MNMEF(N=8, training=dict(n_traj=1, window=6, warmup=2, stride=6, epochs=2, batch_size=4,
+                                   d_model=16, heads=2, minutes=60.0))
     return hmm, flt, {}
 
 

@@ -5,7 +5,17 @@ import pytest
 import torch
 
 import dafilters as daf
-from dafilters.filters.mnmef import MNMEF, distance_bins, mnmef_update, spun_up_ensembles
+from dafilters.filters.mnmef import (
+    MNMEF,
+    Cycle,
+    MNMEFTraining,
+    ModelForecast,
+    TorchObs,
+    distance_bins,
+    mnmef_update,
+    spun_up_ensembles,
+)
+from dafilters.nn.config import TrainConfig
 from mods.Lorenz96 import bach2025
 
 
@@ -32,11 +42,11 @@ def inputs(hmm, N, seed=0):
 
 
 def run_update(flt, hmm, E, y, xi_o, xi_a):
-    bxy, byy, r_std = flt._setup(hmm, 0, {})
+    bxy, byy, r_std = flt.observation_layout(hmm, 0)
     t = lambda a: torch.as_tensor(a, dtype=torch.float64)  # noqa: E731
     nets = {k: v.double() for k, v in flt.nets.items()}
     with torch.no_grad():
-        return mnmef_update(nets, t(E)[None], t(y)[None], lambda X: hmm.obs.h_torch(X, 0), r_std.double(),
+        return mnmef_update(nets, t(E)[None], t(y)[None], TorchObs(hmm.obs, 0), r_std.double(),
                             bxy, byy, flt.spec["scale"], t(xi_o)[None], t(xi_a)[None])[0].numpy()
 
 
@@ -76,10 +86,10 @@ def test_untrained_correction_is_zero_and_receives_gradients(hmm):
     flt.spec = flt.spec_for(hmm)
     flt.nets = flt.build(flt.spec)
     E, y, xi_o, xi_a = (torch.as_tensor(a, dtype=torch.float32)[None] for a in inputs(hmm, N))
-    bxy, byy, r_std = flt._setup(hmm, 0, {})
+    bxy, byy, r_std = flt.observation_layout(hmm, 0)
     H, s = flt.nets["summary"](torch.randn(1, N, hmm.Nx + len(y[0])))
     assert not flt.nets["heads"](H, s)[3].any()
-    Ea = mnmef_update(flt.nets, E, y, lambda X: hmm.obs.h_torch(X, 0), r_std, bxy, byy,
+    Ea = mnmef_update(flt.nets, E, y, TorchObs(hmm.obs, 0), r_std, bxy, byy,
                       flt.spec["scale"], xi_o, xi_a)
     Ea.mean(1).pow(2).sum().backward()
     assert flt.nets["heads"].corr[-1].weight.grad.abs().sum() > 0
@@ -93,7 +103,8 @@ def test_distance_bins_on_the_ring():
 
 
 def test_tiny_training_save_load_fine_tune(hmm, tmp_path):
-    kw = dict(n_traj=1, window=6, warmup=2, stride=6, epochs=2, batch_size=4, d_model=16, heads=2)
+    kw = dict(training=dict(n_traj=1, window=6, warmup=2, stride=6, epochs=2, batch_size=4, d_model=16,
+                            heads=2))
     flt = MNMEF(N=8, **kw).fit(hmm, progress=False)
     tr = flt.training_log
     assert len(tr["train_loss"]) == 4 and np.isfinite(tr["train_loss"]).all() and tr["device"] == "cpu"
@@ -127,19 +138,11 @@ def test_spun_up_ensembles_run_the_filter_along_the_trajectory(hmm):
     xx, yy = hmm.simulate(seed=4)
     truth = torch.as_tensor(xx[hmm.tseq.kko][None, :4], dtype=torch.float32)
     ys = torch.as_tensor(yy[None, :4], dtype=torch.float32)
-    bxy, byy, r_std = flt._setup(hmm, 0, {})
+    bxy, byy, r_std = flt.observation_layout(hmm, 0)
     dko = int(hmm.tseq.kko[1] - hmm.tseq.kko[0])
-
-    def forecast(E):
-        for _ in range(dko):
-            E = hmm.dyn.step_torch(E, 0.0, hmm.tseq.dt)
-        return E
-
-    def h(Z):
-        return hmm.obs.h_torch(Z, 0)
-
-    args = (flt.nets, truth, ys, N, forecast, h, r_std, bxy, byy, flt.spec["scale"], 1.0)
-    ens = spun_up_ensembles(*args, torch.Generator().manual_seed(0))
+    forecast, h = ModelForecast(hmm.dyn, dko, hmm.tseq.dt), TorchObs(hmm.obs, 0)
+    cycle = Cycle(flt.nets, forecast, h, r_std, bxy, byy, flt.spec["scale"])
+    ens = spun_up_ensembles(cycle, truth, ys, N, 1.0, torch.Generator().manual_seed(0))
     assert ens.shape == (1, 4, N, hmm.Nx)
     gen = torch.Generator().manual_seed(0)
     E = truth[:, 0, None] + torch.randn(1, N, hmm.Nx, generator=gen)
@@ -153,11 +156,24 @@ def test_spun_up_ensembles_run_the_filter_along_the_trajectory(hmm):
 def test_validation_loss_is_a_function_of_the_weights(hmm):
     """Validation perturbations are drawn once: with (almost) frozen weights the validation loss
     is the same at every epoch (early stopping must not chase fresh noise)."""
-    kw = dict(n_traj=1, window=4, warmup=1, stride=4, epochs=3, batch_size=8, d_model=16, heads=2,
-              lr=1e-12, skip=60, lr_stages=2)
-    val = MNMEF(N=6, **kw).fit(hmm, progress=False).training_log["val_loss"]
+    training = dict(n_traj=1, window=4, warmup=1, stride=4, epochs=3, batch_size=8, d_model=16, heads=2,
+                    lr=1e-12, skip=60, lr_stages=2)
+    val = MNMEF(N=6, training=training).fit(hmm, progress=False).training_log["val_loss"]
     assert len(val) == 6  # 3 epochs in each of 2 learning-rate stages
     np.testing.assert_allclose(val, val[0], rtol=1e-6)
+
+
+def test_hyper_parameters_and_training_settings():
+    """The table columns are the filter's hyper-parameters; how it is trained is its
+    ``training`` (an MNMEFTraining: data, windows, spin-up, budget, optimiser, seed)."""
+    flt = MNMEF(N=10, training={"minutes": 8, "window": 12})
+    assert flt.params() == {"N": 10, "bin_width": 1.0}
+    assert isinstance(flt.training, MNMEFTraining)
+    assert (flt.training.minutes, flt.training.window, flt.training.n_traj) == (8, 12, 8)
+    assert (flt.training.patience, flt.training.batch_size, flt.training.spinup_rounds) == (15, 16, 2)
+    assert (flt.training.d_model, flt.training.heads, flt.training.loc_init) == (64, 4, 3.0)
+    assert flt.settings()["training"]["detach_every"] == 5
+    assert MNMEF.TRAINING.minutes == 25.0  # the class defaults are not changed by an instance
 
 
 def test_clear_errors():
@@ -165,17 +181,22 @@ def test_clear_errors():
 
     lg = build(Nx=5, Ko=10, BurnIn=1.0)
     with pytest.raises(NotImplementedError, match="no torch step"):
-        MNMEF(N=5, n_traj=1, window=3, warmup=1, epochs=1).fit(lg)
+        MNMEF(N=5, training={"n_traj": 1, "window": 3, "warmup": 1, "epochs": 1}).fit(lg)
     with pytest.raises(ValueError, match="warmup"):
-        MNMEF(window=5, warmup=5)
+        MNMEF(training={"window": 5, "warmup": 5})
     with pytest.raises(ValueError, match="N >= 3"):
         MNMEF(N=2)
     with pytest.raises(ValueError, match="lr_stages"):
-        MNMEF(lr_stages=0)
+        MNMEF(training={"lr_stages": 0})
     with pytest.raises(ValueError, match="detach_every must be >= 0"):
-        MNMEF(detach_every=-1)
+        MNMEF(training={"detach_every": -1})
     with pytest.raises(ValueError, match="spinup_rounds must be >= 1"):
-        MNMEF(spinup_rounds=0)
+        MNMEF(training={"spinup_rounds": 0})
+    with pytest.raises(ValueError, match="unknown training settings"):
+        MNMEF(training={"windw": 5})
+    with pytest.raises(TypeError, match="MNMEFTraining"):
+        MNMEF(training=TrainConfig())
     l96 = bach2025.build(sigma=1.0, Ko=119)
     with pytest.raises(ValueError, match="no training window starts after skip=200"):
-        MNMEF(N=5, n_traj=1, window=6, warmup=2, epochs=1, skip=200).fit(l96, progress=False)
+        MNMEF(N=5, training={"n_traj": 1, "window": 6, "warmup": 2, "epochs": 1, "skip": 200}).fit(
+            l96, progress=False)

@@ -1,0 +1,84 @@
+"""MNMEF's networks: the set summary of the ensemble and the heads that read it.
+
+:class:`SetSummary` turns the members' tokens into per-member features and an order-free summary;
+:class:`MNMEFHeads` turns those into localization weights, inflation and increment corrections.
+:func:`build_nets` makes both for a spec, with their initial weights drawn from a seed.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ...localization import gaspari_cohn
+
+__all__ = ["SetSummary", "MNMEFHeads", "build_nets"]
+
+
+class SetSummary(nn.Module):
+    """A set transformer over ensemble members: tokens ``(B, N, d_in)`` -> per-member features
+    ``(B, N, d)`` (self-attention block) and a pooled summary ``(B, d)`` (attention to a learned
+    query). Permutation-equivariant features, permutation-invariant summary."""
+
+    def __init__(self, d_in: int, d: int = 64, heads: int = 4):
+        super().__init__()
+        self.embed = nn.Sequential(nn.Linear(d_in, d), nn.SiLU(), nn.Linear(d, d))
+        self.attn = nn.MultiheadAttention(d, heads, batch_first=True)
+        self.norm1, self.norm2, self.norm3 = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
+        self.ff = nn.Sequential(nn.Linear(d, 2 * d), nn.SiLU(), nn.Linear(2 * d, d))
+        self.query = nn.Parameter(0.1 * torch.randn(1, 1, d))
+        self.pool = nn.MultiheadAttention(d, heads, batch_first=True)
+
+    def forward(self, T: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        H = self.embed(T)
+        H = self.norm1(H + self.attn(H, H, H, need_weights=False)[0])
+        H = self.norm2(H + self.ff(H))
+        s = self.pool(self.query.expand(H.shape[0], -1, -1), H, H, need_weights=False)[0][:, 0]
+        return H, self.norm3(s)
+
+
+class MNMEFHeads(nn.Module):
+    """From the summary ``s`` ``(B, d)`` and member features ``H`` ``(B, N, d)``: localization
+    weights ``(B, n_bins)``, multiplicative and additive inflation ``(B,)``, and increment
+    corrections ``(B, N, Nx)``. Initialised to a Gaspari–Cohn localization of radius
+    ``loc_init`` (in bins), inflation 1.05, no additive inflation and no correction (the
+    correction's last layer is zero, the gate 1)."""
+
+    def __init__(self, d: int, n_bins: int, Nx: int, loc_init: float, bin_width: float):
+        super().__init__()
+        self.loc = nn.Linear(d, n_bins)
+        self.infl = nn.Linear(d, 2)
+        self.corr = nn.Sequential(nn.Linear(2 * d, d), nn.SiLU(), nn.Linear(d, Nx))
+        self.gate = nn.Parameter(torch.ones(()))
+        with torch.no_grad():
+            self.corr[-1].weight.zero_()
+            self.corr[-1].bias.zero_()
+            centres = np.arange(n_bins) * bin_width
+            rho0 = np.clip(gaspari_cohn(centres / (1.82 * loc_init)), 1e-3, 1 - 1e-3)
+            rho0[0] = 1 - 1e-3
+            self.loc.weight.zero_()
+            self.loc.bias.copy_(torch.as_tensor(np.log(rho0 / (1 - rho0))))
+            self.infl.weight.zero_()
+            self.infl.bias.copy_(torch.tensor([math.log(0.1 / 0.9), -6.0]))
+
+    def forward(self, H: torch.Tensor, s: torch.Tensor):
+        rho = torch.sigmoid(self.loc(s))
+        a, b = self.infl(s).unbind(-1)
+        lam = 1.0 + 0.5 * torch.sigmoid(a)
+        alpha = nn.functional.softplus(b)
+        corr = self.gate * self.corr(torch.cat([H, s[:, None].expand_as(H)], -1))
+        return rho, lam, alpha, corr
+
+
+def build_nets(spec: dict[str, Any], d_model: int, heads: int, loc_init: float, bin_width: float,
+               seed: int) -> dict[str, nn.Module]:
+    """``{"summary": SetSummary, "heads": MNMEFHeads}`` for ``spec`` (``Nx``, ``Ny``, ``n_bins``),
+    their initial weights drawn from ``seed`` (the global torch stream is left as it was)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return {"summary": SetSummary(spec["Nx"] + spec["Ny"], d_model, heads),
+                "heads": MNMEFHeads(d_model, spec["n_bins"], spec["Nx"], loc_init, bin_width)}
