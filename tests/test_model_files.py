@@ -178,3 +178,18 @@ def test_concurrent_saves_to_one_path_all_succeed(tmp_path):
     assert errors == [[], []]
     assert load_filter(path).N in (3, 4)
     assert [p.name for p in path.parent.iterdir()] == ["t.pt"]  # no temporary files left
+
+
+def test_filter_load_works_in_a_fresh_process(tmp_path):
+    """Filter.load needs nothing imported first (the loader registered itself only on import of
+    the model-file module, so a fresh process failed with 'no model loader is registered')."""
+    import subprocess
+
+    path = tmp_path / "t.pt"
+    make_tiny(N=3).save(path)
+    code = ("import sys, dafilters as daf; sys.path.insert(0, sys.argv[2]); import test_model_files; "
+            "print(daf.Filter.load(sys.argv[1]).N)")
+    out = subprocess.run([sys.executable, "-c", code, str(path), str(pathlib.Path(__file__).parent)],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "3"

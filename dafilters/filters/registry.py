@@ -42,7 +42,9 @@ def set_loader(loader: Callable[..., Any]) -> None:
 
 def load(path: str | os.PathLike, device: str | None = None) -> Any:
     """Read the model file ``path`` with the registered loader."""
-    if not _LOADER:
-        raise RuntimeError(f"cannot load {os.fspath(path)}: no model loader is registered "
-                           "(import dafilters.filters.learned first)")
+    if not _LOADER:  # the model-file module registers itself; imported here, not at the top,
+        # so that this module imports nothing from the package (no cycle with filters.base)
+        import importlib
+
+        importlib.import_module(f"{__package__}.model_files")
     return _LOADER[0](path, device=device)
