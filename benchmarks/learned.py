@@ -91,10 +91,11 @@ def sda_part(args) -> None:
     hmm = rozet2023.build(Ko=args.sda_Ko)
     train_hmm = rozet2023.build()  # training data (500 cycles a trajectory) whatever the runs' length
     path = Path(args.models_dir) / "sda-l63.pt"
-    sda = daf.SDA(N=args.sda_N, window=args.sda_window, minutes=args.sda_minutes, device=args.device)
+    sda = daf.SDA(N=args.sda_N, window_steps=args.sda_window, device=args.device,
+                  training={"minutes": args.sda_minutes})
     if path.exists() and (old := load_filter(path, device=args.device)).matches(train_hmm):
-        old.window = sda.window  # a sampling setting: the trained network serves any window
-        if old.name == sda.name:
+        old.window_steps = sda.window_steps  # a sampling setting: the trained network serves any window
+        if old.name == sda.name and old.training == sda.training:
             sda = old
     if not sda.trained:
         sda.fit(train_hmm, progress=True)

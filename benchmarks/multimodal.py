@@ -37,8 +37,9 @@ from tabulate import tabulate
 import dafilters as daf
 from dafilters.multimodal import regrid_matrix
 
-TINY = dict(slams=dict(latent_dim=8, ae_width=32, width=32, depth=2, n_traj=2, epochs=2, steps=4),
-            sda=dict(width=32, depth=2, n_traj=1, epochs=2, steps=4, window=9))
+TINY = dict(slams=dict(steps=4, training=dict(latent_dim=8, ae_width=32, width=32, depth=2, n_traj=2,
+                                              epochs=2)),
+            sda=dict(steps=4, window_steps=9, training=dict(width=32, depth=2, n_traj=1, epochs=2)))
 
 
 def run(flt: daf.Filter, hmm: daf.HMM, seed: int, plot_ko: int | None) -> dict:
@@ -85,11 +86,13 @@ def part(name: str, args) -> list[dict]:
     train_hmm, hmm, mods, letkf_kw, grid = (l96_setting if name == "l96" else kolmogorov_setting)(args)
     models = Path(args.models_dir)
     tiny = "-tiny" if args.tiny else ""
-    slams_kw = TINY["slams"] if args.tiny else dict(n_traj=args.n_traj)
-    sda_kw = TINY["sda"] if args.tiny else dict(n_traj=args.sda_n_traj)
-    slams = daf.SLAMS(N=args.N, minutes=args.slams_minutes, device=args.device, **slams_kw).fit_cached(
+    slams_kw = TINY["slams"] if args.tiny else dict(training=dict(n_traj=args.n_traj))
+    sda_kw = TINY["sda"] if args.tiny else dict(training=dict(n_traj=args.sda_n_traj))
+    slams_kw = {**slams_kw, "training": {**slams_kw["training"], "minutes": args.slams_minutes}}
+    sda_kw = {**sda_kw, "training": {**sda_kw["training"], "minutes": args.sda_minutes}}
+    slams = daf.SLAMS(N=args.N, device=args.device, **slams_kw).fit_cached(
         train_hmm, models / f"slams-{name}{tiny}.pt", progress=True)
-    sda = daf.SDA(N=args.N, minutes=args.sda_minutes, device=args.device, **sda_kw).fit_cached(
+    sda = daf.SDA(N=args.N, device=args.device, **sda_kw).fit_cached(
         train_hmm, models / f"sda-{name}{tiny}.pt", progress=True)
     sets = {"+".join(mods): mods, **{m: (m,) for m in mods}}
     entries = []
@@ -106,7 +109,7 @@ def part(name: str, args) -> list[dict]:
         for seed in args.seeds:
             results[(label, fname)].append(run(flt, h, seed, plot_ko if seed == args.seeds[0] else None))
         rs = results[(label, fname)]
-        train = getattr(flt, "training", {}).get("seconds")
+        train = getattr(flt, "training_log", {}).get("seconds")
         avg = {key: np.mean([r[key] for r in rs]) for key in ("rmse.a", "crps.a", "spread.a", "s_analysis")}
         rows.append([label, fname, f"{avg['rmse.a']:.3f}", f"{avg['crps.a']:.3f}", f"{avg['spread.a']:.3f}",
                      f"{avg['s_analysis']:.3g}",

@@ -34,9 +34,10 @@ def _sda():
     from dafilters.filters.sda import SDA
     from mods.Lorenz63 import rozet2023
 
-    hmm = rozet2023.build(Ko=39, burn_in_cycles=5)
-    flt = SDA(N=8, k=2, window=9, steps=8, n_traj=1, epochs=3, batch_size=128, width=32, depth=2,
-              lr_stages=2, minutes=60.0)
+    hmm = rozet2023.build(Ko=39, burn_in_cycles=5, regime="deterministic")  # the recorded setting
+    flt = SDA(N=8, k=2, window_steps=9, steps=8,
+              training=dict(n_traj=1, epochs=3, batch_size=128, width=32, depth=2, lr_stages=2,
+                            minutes=60.0))
     return hmm, flt, {}
 
 
@@ -45,8 +46,9 @@ def _slams():
     from mods.Lorenz96 import qu2024
 
     hmm = qu2024.build(Nx=12, Ko=29)
-    flt = SLAMS(N=6, k=1, window=3, steps=4, latent_dim=8, ae_width=32, width=32, depth=2, n_traj=2,
-                epochs=2, batch_size=128, minutes=60.0)
+    flt = SLAMS(N=6, k=1, window=3, steps=4,
+                training=dict(latent_dim=8, ae_width=32, width=32, depth=2, n_traj=2, epochs=2,
+                              batch_size=128, minutes=60.0))
     return hmm, flt, {}
 
 

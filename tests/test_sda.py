@@ -66,7 +66,8 @@ def test_denoising_loss_of_the_exact_gaussian_denoiser():
 @pytest.fixture(scope="module")
 def trained():
     hmm = rozet2023.build(Ko=79, burn_in_cycles=5)
-    sda = SDA(N=8, k=2, window=9, steps=8, n_traj=1, epochs=3, batch_size=128, width=32, depth=2, lr_stages=2)
+    sda = SDA(N=8, k=2, window_steps=9, steps=8,
+              training=dict(n_traj=1, epochs=3, batch_size=128, width=32, depth=2, lr_stages=2))
     return hmm, sda.fit(hmm, progress=False)
 
 
@@ -91,15 +92,20 @@ def test_validation_loss_is_deterministic():
     # with (almost) frozen weights the validation loss must not change from epoch to epoch: it
     # drives early stopping, so it is computed with fixed noise levels and noises
     hmm = rozet2023.build(Ko=19, burn_in_cycles=1)
-    sda = SDA(N=4, k=1, window=3, n_traj=1, epochs=3, width=16, depth=1, lr=1e-12, lr_stages=1)
+    sda = SDA(N=4, k=1, window_steps=3,
+              training=dict(n_traj=1, epochs=3, width=16, depth=1, lr=1e-12, lr_stages=1))
     val = sda.fit(hmm, progress=False).training_log["val_loss"]
     assert len(val) == 3 and max(val) - min(val) < 1e-5 * max(val)
 
 
 def test_validation():
-    with pytest.raises(ValueError, match="window >= 2k\\+1"):
-        SDA(k=3, window=5)
+    with pytest.raises(ValueError, match="window_steps >= 2k\\+1"):
+        SDA(k=3, window_steps=5)
     with pytest.raises(ValueError, match="gamma"):
         SDA(gamma=0)
     with pytest.raises(ValueError, match="lr_stages"):
-        SDA(lr_stages=0)
+        SDA(training={"lr_stages": 0})
+    with pytest.raises(ValueError, match="width"):
+        SDA(training={"width": 0})
+    with pytest.raises(ValueError, match="unknown training settings \\['window'\\]"):
+        SDA(training={"window": 3})

@@ -9,8 +9,8 @@ from dafilters.filters.sda import GridDenoiser, LocalDenoiser
 from dafilters.filters.slams import SLAMS, ConvAutoencoder, encoder_input, latent_loglik
 from mods.Lorenz96 import qu2024
 
-TINY = dict(N=6, k=1, window=3, steps=4, latent_dim=8, ae_width=32, width=32, depth=2, n_traj=2,
-            epochs=2, batch_size=128)
+TRAINING = dict(latent_dim=8, ae_width=32, width=32, depth=2, n_traj=2, epochs=2, batch_size=128)
+TINY = dict(N=6, k=1, window=3, steps=4, training=TRAINING)
 
 
 def test_encoder_input_channels():
@@ -103,26 +103,38 @@ def test_grid_denoiser_shapes_and_periodic_equivariance():
 
 def test_latent_denoiser_choice():
     spec = {"Nx": 64, "grid": [8, 8], "modalities": {"coarse": 4}}
-    assert isinstance(SLAMS(latent_channels=2).build(spec)["denoiser"], GridDenoiser)
-    assert isinstance(SLAMS(latent_channels=2, denoiser="mlp").build(spec)["denoiser"], LocalDenoiser)
+    assert isinstance(SLAMS(training={"latent_channels": 2}).build(spec)["denoiser"], GridDenoiser)
+    mlp = SLAMS(training={"latent_channels": 2, "denoiser": "mlp"})
+    assert isinstance(mlp.build(spec)["denoiser"], LocalDenoiser)
     assert isinstance(SLAMS().build({**spec, "grid": None})["denoiser"], LocalDenoiser)
     with pytest.raises(ValueError, match="needs a 2-D field state"):
-        SLAMS(denoiser="conv").build({**spec, "grid": None})
+        SLAMS(training={"denoiser": "conv"}).build({**spec, "grid": None})
     with pytest.raises(ValueError, match="unknown SLAMS denoiser 'unet'"):
-        SLAMS(denoiser="unet")
+        SLAMS(training={"denoiser": "unet"})
 
 
 def test_validation():
     with pytest.raises(ValueError, match="window >= 2k\\+1"):
         SLAMS(k=2, window=4)
     with pytest.raises(ValueError, match="p_drop"):
-        SLAMS(p_drop=1.0)
+        SLAMS(training={"p_drop": 1.0})
+    with pytest.raises(ValueError, match="ae_share"):
+        SLAMS(training={"ae_share": 0.0})
+    with pytest.raises(TypeError, match="SLAMSTraining or a dict"):
+        SLAMS(training=daf.filters.learned.TrainConfig())
+
+
+def test_hyper_parameters_are_the_run_time_settings():
+    flt = SLAMS(training={"minutes": 1.0, "latent_dim": 8})
+    assert list(flt.params()) == ["N", "k", "window", "gamma", "steps", "corrections", "tau",
+                                  "spread_infl", "spread_min", "pixel_guidance"]
+    assert flt.training.latent_dim == 8 and flt.training.ae_share == 0.6 and len(flt.name) < 130
 
 
 def test_denoiser_validation_loss_is_deterministic():
     # the latent denoiser's validation loss drives its early stopping: with (almost) frozen
     # weights it must not change from epoch to epoch (fixed levels and noises)
     hmm = qu2024.build(Nx=12, Ko=39)
-    flt = SLAMS(**{**TINY, "epochs": 3, "lr": 1e-12}).fit(hmm, progress=False)
+    flt = SLAMS(**{**TINY, "training": {**TRAINING, "epochs": 3, "lr": 1e-12}}).fit(hmm, progress=False)
     val = flt.training_log["val_loss"]
     assert len(val) == 3 and max(val) - min(val) < 1e-5 * max(val)

@@ -79,13 +79,14 @@ class LearnedFilter(Filter):
         if self.training is None:
             self.training = dataclasses.replace(self.TRAINING)
         elif isinstance(self.training, dict):
-            names = {f.name for f in dataclasses.fields(TrainConfig)}
+            names = {f.name for f in dataclasses.fields(self.TRAINING)}  # a subclass's fields too
             if unknown := sorted(set(self.training) - names):
                 raise ValueError(f"{type(self).__name__}: unknown training settings {unknown}; "
-                                 f"TrainConfig has {sorted(names)}")
+                                 f"{type(self.TRAINING).__name__} has {sorted(names)}")
             self.training = dataclasses.replace(self.TRAINING, **self.training)
-        elif not isinstance(self.training, TrainConfig):
-            raise TypeError(f"{type(self).__name__}: training must be a TrainConfig or a dict, "
+        elif not isinstance(self.training, type(self.TRAINING)):
+            raise TypeError(f"{type(self).__name__}: training must be a "
+                            f"{type(self.TRAINING).__name__} or a dict, "
                             f"got {type(self.training).__name__}")
         self.training.check()
 

@@ -31,6 +31,12 @@ class TrainHistory:
     stopped: str = ""
     seconds: float = 0.0
 
+    def as_log(self, prefix: str = "") -> dict:
+        """The entries of a learned filter's ``training_log``: ``train_loss``, ``val_loss``,
+        ``best_epoch``, ``stopped`` (each key after ``prefix``, e.g. ``"ae_"``)."""
+        return {f"{prefix}train_loss": self.train, f"{prefix}val_loss": self.val,
+                f"{prefix}best_epoch": self.best_epoch, f"{prefix}stopped": self.stopped}
+
 
 def batches(data: Sequence[torch.Tensor], batch_size: int,
             generator: torch.Generator | None = None) -> list[tuple[torch.Tensor, ...]]:
