@@ -8,7 +8,8 @@ Examples::
     dafilters table out/ --best-over infl            # the table of runs saved in a folder
     dafilters plot out/ --x N --png rmse_vs_N.png    # a metric against a setting, per filter
     dafilters tune mods.Lorenz96.sakov2008 "EnKF('Sqrt', N=20)" --n-trials 30 --plot figs/
-    dafilters list                                   # the filters that can be named
+    dafilters export out/ out.nc                     # saved runs as a netCDF data set (xarray)
+    dafilters list                                   # the filters and model settings
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from .catalog import model_settings, summary
 from .experiments import Experiments, Results
 from .filters.base import Filter
+from .filters.defaults import field_defaults, non_default
 from .hmm import HMM
+from .tables import format_number, format_setting
 
 __all__ = ["main", "load_hmm", "parse_filter", "demo_experiments"]
 
@@ -184,22 +188,38 @@ def _cmd_run(args: argparse.Namespace) -> None:
         sys.exit(1)
 
 
-def _cmd_table(args: argparse.Namespace) -> None:
-    """Print the table of the runs saved in a folder; unreadable run files are named on stderr
-    and skipped, a folder without runs is an error."""
+def _load_saved(folder: str) -> Results:
+    """The runs saved in ``folder``; unreadable run files are named on stderr and skipped, a
+    folder without runs is an error (``SystemExit``)."""
     import warnings
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            results = Results.load(args.folder)
+            results = Results.load(folder)
         except FileNotFoundError as err:
             results = err
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     if isinstance(results, FileNotFoundError):
         raise SystemExit(f"error: {results}")
-    results.table(best_over=args.best_over or None)
+    return results
+
+
+def _cmd_table(args: argparse.Namespace) -> None:
+    """Print the table of the runs saved in a folder (see :func:`_load_saved`)."""
+    _load_saved(args.folder).table(best_over=args.best_over or None)
+
+
+def _cmd_export(args: argparse.Namespace) -> None:
+    """Write the runs saved in a folder as a netCDF file (:meth:`Results.to_xarray`)."""
+    ds = _load_saved(args.folder).to_xarray()
+    try:
+        ds.to_netcdf(args.output)
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"error: cannot write {args.output}: {err}") from None
+    print(f"saved {args.output}: {ds.sizes['run']} filter settings x {ds.sizes['seed']} seeds "
+          f"x {ds.sizes['ko']} cycles")
 
 
 def _cmd_plot(args: argparse.Namespace) -> None:
@@ -217,10 +237,11 @@ def _cmd_tune(args: argparse.Namespace) -> None:
     try:
         res = tune(flt, _hmm_from(args), space=parse_space(args.space), n_trials=args.n_trials,
                    seeds=args.seeds, metric=args.metric, storage=args.storage,
-                   study_name=args.study_name, workers=args.workers, progress=bool(args.progress))
+                   study_name=args.study_name, workers=args.workers, progress=_progress(args))
     except (ValueError, RuntimeError) as err:
         raise SystemExit(f"error: {err}") from None
-    print(f"best {args.metric} = {res.value:.4g} on seeds {list(args.seeds)}: {res.filter.name}")
+    print(f"best {args.metric} = {format_number(res.value, 4)} on seeds {list(args.seeds)}: "
+          f"{rounded_name(res.filter)}")
     if args.plot:
         from .plots import plot_study
 
@@ -228,10 +249,38 @@ def _cmd_tune(args: argparse.Namespace) -> None:
             print(f"saved {path}")
 
 
+def _progress(args: argparse.Namespace) -> bool:
+    """``--progress``/``--no-progress``, or by default whether stderr is a terminal."""
+    return sys.stderr.isatty() if args.progress is None else bool(args.progress)
+
+
+def rounded_name(flt: Filter) -> str:
+    """:attr:`Filter.name` with floats to 4 significant digits, e.g. ``EnKF(N=20, infl=1.031)``
+    (for reading; the name itself keeps every digit)."""
+    shown = non_default(flt.params(), field_defaults(type(flt)))
+    args = ", ".join(f"{k}={format_setting(v) if isinstance(v, float) else repr(v)}"
+                     for k, v in shown.items())
+    return f"{type(flt).__name__}({args})"
+
+
 def _cmd_list(args: argparse.Namespace) -> None:
-    for name, cls in filter_classes().items():
-        doc = (cls.__doc__ or "").strip().splitlines()
-        print(f"{name:14s} {doc[0] if doc else ''}")
+    """Print the filters and the model settings, each with a one-line description."""
+    import dafilters
+
+    print("Filters (e.g. dafilters run mods.Lorenz63.sakov2012 \"EnKF(N=20, infl=1.02)\"):")
+    for name in dafilters.__all__:
+        try:
+            cls = getattr(dafilters, name)
+        except Exception as err:  # an optional filter whose module cannot be imported here
+            print(f"  {name:14s} (unavailable: {type(err).__name__}: {err})")
+            continue
+        if isinstance(cls, type) and issubclass(cls, Filter) and cls is not Filter:
+            print(f"  {name:14s} {summary(cls.__doc__, 120 - 17)}")
+    print("\nModels (setting modules, e.g. dafilters run mods.Lorenz96.sakov2008 ...):")
+    settings = model_settings()
+    width = max(map(len, settings), default=0)
+    for name, doc in settings.items():
+        print(f"  {name:{width}s}  {summary(doc, 120 - width - 4)}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -259,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--save", default=None, help="folder to save runs to (and resume from)")
     p.add_argument("--workers", type=int, default=1, help="parallel runs")
     p.add_argument("--backend", choices=["processes", "mpi"], default="processes",
-                   help="'mpi': launch with mpiexec -n K python -m mpi4py.futures -m dafilters ...")
+                   help="'mpi': launch with mpiexec -n K python -m mpi4py.futures -m dafilters.cli ...")
     p.add_argument("--progress", **progress)
     p.set_defaults(func=_cmd_run)
 
@@ -292,7 +341,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--progress", **progress)
     p.set_defaults(func=_cmd_tune)
 
-    p = sub.add_parser("list", help="list the filters")
+    p = sub.add_parser("export", help="write the runs saved in a folder as a netCDF data set")
+    p.add_argument("folder")
+    p.add_argument("output", help="the netCDF file to write, e.g. runs.nc")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("list", help="list the filters and the model settings")
     p.set_defaults(func=_cmd_list)
 
     args = parser.parse_args(argv)

@@ -143,6 +143,8 @@ class Experiments:
         tasks = [(hmm, flt, seed, extra) for hmm, flt, extra in plan for seed in self.seeds]
         tasks.sort(key=lambda t: (self.hmms.index(t[0]), t[2]))  # same (hmm, seed) together
         records: list[dict | None] = [self._load(hmm, flt, seed) for hmm, flt, seed, _ in tasks]
+        kept: list = [None if r is None else self._path(hmm, flt, seed).with_suffix(".npz")
+                      for r, (hmm, flt, seed, _) in zip(records, tasks)]  # series, for to_xarray
         for i, (hmm, flt, seed, extra) in enumerate(tasks):
             if records[i] is None and "tune_error" in extra:  # nothing to run: its tuning failed
                 records[i] = error_record(new_record(hmm, flt, seed), extra["tune_error"]) | extra
@@ -154,7 +156,10 @@ class Experiments:
         for i, (record, series) in zip(todo, run_jobs(jobs, workers, backend)):
             hmm, flt, seed, extra = tasks[i]
             record.update(extra)
+            if series:  # the chronology, so that saved series can be read back with their times
+                series = {**series, "tto": hmm.tseq.tto, "masko": hmm.tseq.masko}
             self._save(hmm, flt, seed, record, series)
+            kept[i] = series or None
             if record["status"] != "ok":
                 tqdm.write(f"[dafilters] {record['name']} seed={seed}: {record['status']} "
                            f"({record['error']})", file=sys.stderr)
@@ -162,7 +167,7 @@ class Experiments:
             bar.set_postfix_str(f"{hmm.name} {flt.name} seed={seed}", refresh=False)
             bar.update()
         bar.close()
-        return Results(records)
+        return Results(records, kept)
 
     def _settings(self, hmm: HMM, progress: bool) -> list[tuple[Filter, dict]]:
         """The filter settings to run on ``hmm``: tuned entries are tuned (or reloaded) first,

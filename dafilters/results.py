@@ -1,7 +1,8 @@
-"""Results of an experiment list: records as data frames and comparison tables.
+"""Results of an experiment list: records as data frames, comparison tables and data sets.
 
 Each run is a *record*, a flat dict (see :mod:`dafilters.runs`); :class:`Results` groups them by
-HMM and filter setting, averages over seeds and prints tables.
+HMM and filter setting, averages over seeds, prints tables (:mod:`dafilters.tables`) and gives
+the per-cycle series as an ``xarray.Dataset`` (:mod:`dafilters.results_data`).
 """
 
 from __future__ import annotations
@@ -11,66 +12,60 @@ import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from tabulate import tabulate
 
 from .runs import AVERAGES
-from .store import RUN_KEYS, BadRecord, BadRecordWarning, read_record
+from .store import RUN_KEYS, BadRecord, BadRecordWarning, jsonable, read_record
+from .tables import format_setting, format_uq, hmm_table
+
+if TYPE_CHECKING:
+    import xarray
 
 __all__ = ["Results", "format_uq", "format_setting"]
 
-
-def format_uq(mu: float, ci: float) -> str:
-    """``0.1823, 0.0031 -> '0.182 ± 0.003'``: decimals set by the first significant digit of ci."""
-    if not np.isfinite(mu):
-        return "nan"
-    if not np.isfinite(ci) or ci <= 1e-9 * max(abs(mu), 1e-300):
-        return f"{mu:.4g}"
-    decimals = int(min(6, max(0, -np.floor(np.log10(ci)))))
-    return f"{mu:.{decimals}f} ± {ci:.{decimals}f}"
-
-
-def format_setting(v: Any) -> str:
-    """A hyper-parameter for a table: floats with 4 significant digits (tuned values are long)."""
-    if v is None:
-        return ""
-    if isinstance(v, (float, np.floating)) and not float(v).is_integer():
-        return f"{v:.4g}"
-    return str(v)
+#: Per-cycle series of a record: in memory (``{"rmse.a": (Ko+1,), ...}``), the ``.npz`` file
+#: they were saved to, or ``None`` (none kept).
+Series = dict[str, np.ndarray] | Path | None
 
 
 class Results:
     """The records of an experiment list: one dict per (HMM, filter, seed) run."""
 
-    def __init__(self, records: list[dict]):
+    def __init__(self, records: list[dict], series: Sequence[Series] | None = None):
+        """``series[i]``: the per-cycle series of ``records[i]`` (see :data:`Series`), if kept."""
         self.records = records
+        self.series: list[Series] = list(series) if series is not None else [None] * len(records)
+        if len(self.series) != len(records):
+            raise ValueError(f"{len(self.series)} series for {len(records)} records")
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> Results:
         """Read every run saved in ``folder`` (by ``Experiments(..., save_to=folder)``).
 
-        Temporary files (``.tmp-*``), tuned settings (``tuned-*.json``) and JSON files that are
-        not run records are ignored; a run record that cannot be read (corrupt, truncated, or
-        missing keys of :data:`~dafilters.store.RUN_KEYS`) is skipped with a
-        :class:`~dafilters.store.BadRecordWarning` naming the file.
+        The per-cycle series (``<key>.npz`` beside each ``<key>.json``) are read only when asked
+        for (:meth:`to_xarray`). Temporary files (``.tmp-*``), tuned settings (``tuned-*.json``)
+        and JSON files that are not run records are ignored; a run record that cannot be read
+        (corrupt, truncated, or missing keys of :data:`~dafilters.store.RUN_KEYS`) is skipped with
+        a :class:`~dafilters.store.BadRecordWarning` naming the file.
         """
         if not Path(folder).is_dir():
             raise FileNotFoundError(f"no saved runs in {folder}: no such folder")
         paths = [p for p in Path(folder).glob("*.json")
                  if not p.name.startswith((".tmp-", "tuned-")) and p.is_file()]
-        records = []
+        records, series = [], []
         for path in sorted(paths, key=lambda p: p.stat().st_mtime):
             try:
                 records.append(read_record(path))
+                series.append(path.with_suffix(".npz"))
             except BadRecord as err:
                 if _looks_like_record(path):
                     warnings.warn(f"{err}; skipped", BadRecordWarning, stacklevel=2)
         if not records:
             raise FileNotFoundError(f"no saved runs in {folder}")
-        return cls(records)
+        return cls(records, series)
 
     def runs(self) -> pd.DataFrame:
         """One row per run (settings expanded into columns; a setting whose name is taken by a
@@ -92,25 +87,39 @@ class Results:
             names += [k for k in r["params"] if k not in names]
         return names
 
+    def groups(self) -> list[list[int]]:
+        """The indices of the records of each row of :meth:`frame`: one list per (HMM, filter
+        setting), in the order they first appear. A (HMM, setting, seed) saved twice (stale
+        files) counts once: the last one read."""
+        keys = [_setting_key(r) for r in self.records]
+        last = {(k, r["seed"]): i for i, (k, r) in enumerate(zip(keys, self.records))}
+        out: dict[tuple, list[int]] = {}
+        for i, (k, r) in enumerate(zip(keys, self.records)):
+            out.setdefault(k, [])
+            if last[(k, r["seed"])] == i:
+                out[k].append(i)
+        return list(out.values())
+
     def frame(self) -> pd.DataFrame:
         """One row per (HMM, filter setting), averaged over the seeds that ran to the end.
 
-        Columns: ``hmm, filter, <hyper-parameters>, rmse.a, rmse.a.ci, spread.a, ..., rmse.f,
-        s_per_cycle, seeds, ok, lost, diverged, failed, status``. The ``.ci`` of a mean over ``n``
-        seeds is ``sqrt(sum ci_i^2) / n``. ``ok`` counts the seeds that ran to the end and are
-        averaged, those that lost track (status ``lost``) included: ``lost`` marks them, in the
-        counts and in ``status`` (e.g. ``"1/3 lost"``), but never changes the averages.
+        Columns, settings first: ``hmm, hmm_id, filter, tuned, <hyper-parameters>, rmse.a,
+        rmse.a.ci, spread.a, ..., rmse.f, ..., s_per_cycle, seeds, ok, lost, diverged, failed,
+        status``. The ``.ci`` of a mean over ``n`` seeds is ``sqrt(sum ci_i^2) / n``. ``ok`` counts
+        the seeds that ran to the end and are averaged, those that lost track (status ``lost``)
+        included: ``lost`` marks them, in the counts and in ``status`` (e.g. ``"1/3 lost"``), but
+        never changes the averages. Rows of one (HMM, setting) are grouped as :meth:`groups` says.
         """
         runs = self.runs()
-        # a (HMM, setting, seed) saved twice (stale files) counts once: the last one read
-        runs = runs.drop_duplicates(["hmm_id", "name", "seed"], keep="last")
+        params = self.param_names()
         rows = []
-        for (hmm_id, name), g in runs.groupby(["hmm_id", "name"], sort=False):
+        for idx in self.groups():
+            g = runs.iloc[idx]
             ok = g[g["status"].isin(("ok", "lost"))]  # ran to the end: averaged
-            first = next(r for r in self.records if _hmm_id(r) == hmm_id and r["name"] == name)
-            row = {"hmm": g["hmm"].iloc[0], "hmm_id": hmm_id, "filter": g["filter"].iloc[0],
+            first = self.records[idx[0]]
+            row = {"hmm": g["hmm"].iloc[0], "hmm_id": g["hmm_id"].iloc[0], "filter": first["filter"],
                    "tuned": bool(first.get("tuned", False))}
-            row.update(first["params"])
+            row.update({p: first["params"].get(p) for p in params})
             for m in AVERAGES:
                 row[m] = ok[m].mean() if len(ok) else np.nan
                 row[m + ".ci"] = (np.sqrt(np.sum(ok[m + ".ci"] ** 2)) / len(ok)
@@ -122,9 +131,12 @@ class Results:
             row.update(seeds=len(g), ok=len(ok), lost=n_lost, diverged=n_div, failed=n_err)
             row["status"] = _status(len(g), n_div, n_err, n_lost)
             rows.append(row)
-        df = pd.DataFrame(rows)
-        for p in self.param_names():  # keep ints as ints and absent settings as None
-            df[p] = pd.Series([row.get(p) for row in rows], dtype=object)
+        columns = ["hmm", "hmm_id", "filter", "tuned", *params,
+                   *(c for m in AVERAGES for c in (m, m + ".ci")), "s_per_cycle",
+                   "seeds", "ok", "lost", "diverged", "failed", "status"]
+        df = pd.DataFrame(rows, columns=columns)
+        for p in params:  # keep ints as ints and absent settings as None
+            df[p] = pd.Series([row[p] for row in rows], dtype=object)
         return df
 
     def best(self, over: str | Sequence[str], metric: str = "rmse.a") -> pd.DataFrame:
@@ -150,31 +162,39 @@ class Results:
     def table(self, metrics: Sequence[str] = ("rmse.a", "spread.a", "crps.a", "rmse.f"),
               print_it: bool = True, tablefmt: str = "simple",
               best_over: str | Sequence[str] | None = None) -> str:
-        """A comparison table per HMM: settings, ``metric ± ci``, ms per cycle and status.
+        """A comparison table per HMM: the settings that tell the rows apart, ``metric ± ci``,
+        ms per cycle and, unless every run went well, seeds and status (see
+        :mod:`dafilters.tables`: settings shared by the rows are on one line above the table).
 
         With ``best_over``, only the best setting over those dimensions is shown (:meth:`best`).
         """
         df = self.frame() if best_over is None else self.best(best_over, metric=metrics[0])
-        params = self.param_names()
-        out = []
-        for hmm, g in df.groupby("hmm", sort=False):
-            used = [p for p in params if g[p].notna().any()]
-            rows = []
-            for _, r in g.iterrows():
-                label = r["filter"] + (" (tuned)" if r["tuned"] else "")
-                row = [label] + [format_setting(r[p]) for p in used]
-                row += [format_uq(r[m], r[m + ".ci"]) for m in metrics]
-                row += [f"{1e3 * r['s_per_cycle']:.3g}", f"{r['ok']}/{r['seeds']}", r["status"]]
-                rows.append(row)
-            head = ["filter"] + used + list(metrics) + ["ms/cycle", "seeds ok", "status"]
-            out.append(f"{hmm}\n" + tabulate(rows, head, tablefmt=tablefmt, disable_numparse=True))
-        text = "\n\n".join(out)
+        have: dict[str, set[str]] = {}
+        for r in self.records:
+            have.setdefault(r["filter"], set()).update(r["params"])
+        text = "\n\n".join(hmm_table(hmm, g, self.param_names(), have, metrics, tablefmt)
+                            for hmm, g in df.groupby("hmm", sort=False))
         if print_it:
             print(text)
         return text
 
+    def to_xarray(self) -> xarray.Dataset:
+        """The runs as an ``xarray.Dataset``: per-cycle series and time averages over the
+        dimensions ``run`` (the rows of :meth:`frame`), ``seed`` and ``ko`` (observation cycles),
+        with the settings as coordinates; see :func:`dafilters.results_data.to_dataset`."""
+        from .results_data import to_dataset
+
+        return to_dataset(self)
+
     def __repr__(self) -> str:
         return f"Results({len(self.records)} runs)"
+
+
+def _setting_key(record: dict) -> tuple[str, str, str]:
+    """What makes two records rows of one (HMM, filter setting): the HMM identity, the filter
+    class and its settings (not the name, whose format may change)."""
+    params = json.dumps(jsonable(record["params"]), sort_keys=True, default=repr)
+    return _hmm_id(record), record["filter"], params
 
 
 def _hmm_id(record: dict) -> str:

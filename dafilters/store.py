@@ -13,6 +13,7 @@ import os
 import tempfile
 import threading
 import warnings
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -20,7 +21,7 @@ from typing import IO, Any
 import numpy as np
 
 __all__ = ["RUN_KEYS", "BadRecordWarning", "atomic_write", "check_saveable", "check_writable",
-           "jsonable", "load_record", "read_record", "save_run"]
+           "jsonable", "load_record", "load_series", "read_record", "save_run"]
 
 #: The keys every saved run record has (a JSON file without them is not a run record).
 RUN_KEYS = ("hmm", "filter", "name", "params", "seed", "status")
@@ -149,6 +150,25 @@ def save_run(path: Path, record: dict, series: dict[str, np.ndarray]) -> None:
         atomic_write(path.with_suffix(".npz"), lambda f: np.savez_compressed(f, **series))
     text = json.dumps(jsonable(record), indent=1).encode()
     atomic_write(path, lambda f: f.write(text))
+
+
+def load_series(path: Path) -> dict[str, np.ndarray] | None:
+    """The per-cycle series saved by :func:`save_run` at ``path`` (the ``.npz`` file; a run
+    record's path is taken with suffix ``.npz``): ``{"rmse.a": (Ko+1,), ..., "tto": (Ko+1,),
+    "masko": (Ko+1,)}`` (the observation times and scored cycles are in files written since they
+    were added). ``None`` if there is none (a run that failed); a file that cannot be read is
+    reported with a :class:`BadRecordWarning` naming it (and left in place) and gives ``None``.
+    """
+    path = Path(path).with_suffix(".npz")
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: np.asarray(data[k]) for k in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:  # corrupt or truncated
+        warnings.warn(f"{path}: unreadable series ({type(err).__name__}: {err}); skipped",
+                      BadRecordWarning, stacklevel=2)
+        return None
 
 
 def _move_aside(path: Path, problem: str, then: str) -> None:

@@ -177,8 +177,17 @@ class Filter:
 
     @property
     def name(self) -> str:
-        """Class name and hyper-parameters, e.g. ``EnKF(upd_a='Sqrt', N=10, infl=1.02)``."""
-        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        """Class name and the hyper-parameters that differ from the class defaults, e.g.
+        ``EnKF(N=20, infl=1.02)`` for ``EnKF("Sqrt", N=20, infl=1.02, rot=False)``.
+
+        Settings without a default, and any that differ from it, are always shown (full
+        precision), so two filters of one class with equal names have equal hyper-parameters
+        (see :func:`~dafilters.filters.defaults.same_setting`); ``Climatology()`` has none.
+        """
+        from .defaults import field_defaults, non_default
+
+        shown = non_default(self.params(), field_defaults(type(self)))
+        args = ", ".join(f"{k}={v!r}" for k, v in shown.items())
         return f"{type(self).__name__}({args})"
 
     # -- the driver ----------------------------------------------------------------------------

@@ -119,7 +119,7 @@ def _dapper_version() -> str:
 
 @dataclass(init=False)
 class DapperMethod(Filter):
-    """A DAPPER data-assimilation method as a dafilters filter (see the module docstring).
+    """A method of DAPPER (``dapper.da_methods``) run as a table row, scored by dafilters' statistics.
 
     Args:
         method: a DAPPER method object (``dapper.da_methods.EnKF("Sqrt", N=20)``), or its name
