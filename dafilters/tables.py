@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from .filters.defaults import field_defaults, same_setting
+from .filters.defaults import ALWAYS_SHOWN, field_defaults, same_setting
 
 __all__ = ["format_uq", "format_setting", "format_number", "class_defaults", "hmm_table"]
 
@@ -114,7 +114,7 @@ def split_settings(g: pd.DataFrame, params: Sequence[str], have: dict[str, set[s
             continue
         v = values[0]
         d = [defaults[f] for f in rows["filter"]]
-        if all(x is not None and p in x and same_setting(v, x[p]) for x in d):
+        if p not in ALWAYS_SHOWN and all(x is not None and p in x and same_setting(v, x[p]) for x in d):
             continue
         if len(rows) > 1:
             common[p] = v

@@ -43,7 +43,8 @@ def test_frame_columns_and_seed_average():
     assert df.loc[1, "rmse.a"] > df.loc[0, "rmse.a"]  # the KF is optimal
     text = res.table(print_it=False)
     assert "KalmanFilter" in text and "±" in text and "20" in text
-    assert "Sqrt" not in text  # a class default shown nowhere else in the table
+    assert "Sqrt" in text  # the EnKF variant is shown even at its default
+    assert "rot" not in text and "taper" not in text  # other defaults are not
 
 
 @dataclasses.dataclass

@@ -28,11 +28,12 @@ def table_of(*flts: daf.Filter, **kwargs) -> str:
     return Results([record(f, rmse=1 + i) for i, f in enumerate(flts)]).table(print_it=False, **kwargs)
 
 
-def test_names_show_non_default_settings_only():
-    assert daf.EnKF("Sqrt", N=10).name == "EnKF()"
-    assert daf.EnKF("PertObs", N=10, infl=1.02, rot=False).name == "EnKF(upd_a='PertObs', infl=1.02)"
+def test_names_show_the_variant_the_size_and_non_default_settings_only():
+    assert daf.EnKF("Sqrt", N=10).name == "EnKF(upd_a='Sqrt', N=10)"
+    assert (daf.EnKF("PertObs", N=10, infl=1.02, rot=False).name
+            == "EnKF(upd_a='PertObs', N=10, infl=1.02)")
     assert daf.Climatology().name == "Climatology()"
-    assert daf.EnKF("Sqrt", N=20, infl=1.0000001).name == "EnKF(N=20, infl=1.0000001)"
+    assert daf.EnKF("Sqrt", N=20, infl=1.0000001).name == "EnKF(upd_a='Sqrt', N=20, infl=1.0000001)"
 
 
 def test_different_settings_never_share_a_name():
@@ -63,7 +64,7 @@ def test_only_columns_that_vary_and_a_line_for_common_settings():
                     daf.EnKF("PertObs", N=40, infl=1.02), daf.PartFilt(N=100, NER=0.3))
     title, common, head = text.splitlines()[:3]
     assert title == "L63: 1 seed, all ok"
-    assert common == "common settings: upd_a=PertObs, infl=1.02"
+    assert common == "common settings: upd_a=PertObs, infl=1.02"  # N varies: a column
     assert head.split() == ["filter", "N", "NER", "rmse.a", "spread.a", "crps.a", "rmse.f", "ms/cycle"]
     for noise in ("taper", "rot", "nuj", "resampl", "loc_rad", "seeds ok", "status"):
         assert noise not in text
@@ -72,13 +73,14 @@ def test_only_columns_that_vary_and_a_line_for_common_settings():
 
 def test_a_default_is_shown_where_it_is_compared():
     text = table_of(daf.EnKF("Sqrt", N=10, rot=True), daf.EnKF("Sqrt", N=10))
-    assert text.splitlines()[1].split()[:2] == ["filter", "rot"]
-    assert [line.split()[1] for line in text.splitlines()[3:]] == ["True", "False"]
+    assert text.splitlines()[1] == "common settings: upd_a=Sqrt, N=10"  # variant and size always
+    assert text.splitlines()[2].split()[:2] == ["filter", "rot"]
+    assert [line.split()[1] for line in text.splitlines()[4:]] == ["True", "False"]
 
 
 def test_one_row_shows_its_non_default_settings_as_columns():
     text = table_of(daf.EnKF("DEnKF", N=10, infl=1.05))
-    assert text.splitlines()[1].split()[:3] == ["filter", "upd_a", "infl"]
+    assert text.splitlines()[1].split()[:4] == ["filter", "upd_a", "N", "infl"]
 
 
 def test_settings_that_round_alike_get_every_digit():
@@ -124,7 +126,8 @@ def test_summary_of_docstrings():
 
 
 def test_rounded_name_for_tuned_filters():
-    assert cli.rounded_name(daf.EnKF("Sqrt", N=20, infl=1.0312345)) == "EnKF(N=20, infl=1.031)"
+    assert (cli.rounded_name(daf.EnKF("Sqrt", N=20, infl=1.0312345))
+            == "EnKF(upd_a='Sqrt', N=20, infl=1.031)")
 
 
 def test_list_shows_filters_and_models_with_descriptions(capsys):
@@ -147,4 +150,5 @@ def test_tune_progress_flag(monkeypatch, capsys, flag, shown):
     monkeypatch.setattr("dafilters.tuning.tune", fake_tune)
     cli.main(["tune", "LinearGauss", "EnKF('Sqrt', N=10)", "--n-trials", "1", *flag])
     assert seen["progress"] is shown
-    assert capsys.readouterr().out.strip() == "best rmse.a = 0.1235 on seeds [0]: EnKF(infl=1.031)"
+    assert (capsys.readouterr().out.strip()
+            == "best rmse.a = 0.1235 on seeds [0]: EnKF(upd_a='Sqrt', N=10, infl=1.031)")

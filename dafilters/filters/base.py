@@ -178,7 +178,9 @@ class Filter:
     @property
     def name(self) -> str:
         """Class name and the hyper-parameters that differ from the class defaults, e.g.
-        ``EnKF(N=20, infl=1.02)`` for ``EnKF("Sqrt", N=20, infl=1.02, rot=False)``.
+        ``EnKF(upd_a='Sqrt', N=20, infl=1.02)`` for ``EnKF("Sqrt", N=20, infl=1.02, rot=False)``
+        (the variant and the ensemble size, :data:`~dafilters.filters.defaults.ALWAYS_SHOWN`,
+        are shown even at their defaults).
 
         Settings without a default, and any that differ from it, are always shown (full
         precision), so two filters of one class with equal names have equal hyper-parameters

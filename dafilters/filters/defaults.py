@@ -13,7 +13,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["same_setting", "field_defaults", "non_default"]
+__all__ = ["ALWAYS_SHOWN", "same_setting", "field_defaults", "non_default"]
+
+#: Settings that say what a filter is (its variant, its ensemble size): shown in names and
+#: tables even at their default, so ``EnKF("Sqrt", N=10)`` is named ``EnKF(upd_a='Sqrt', N=10)``.
+ALWAYS_SHOWN = ("upd_a", "N")
 
 _BOOLS = (bool, np.bool_)
 _NUMBERS = (int, float, np.integer, np.floating)
@@ -52,5 +56,7 @@ def field_defaults(cls: type) -> dict[str, Any]:
 
 
 def non_default(params: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
-    """The items of ``params`` that differ from ``defaults`` (settings without a default are kept)."""
-    return {k: v for k, v in params.items() if k not in defaults or not same_setting(v, defaults[k])}
+    """The items of ``params`` that differ from ``defaults`` (settings without a default, and those
+    of :data:`ALWAYS_SHOWN`, are kept)."""
+    return {k: v for k, v in params.items()
+            if k in ALWAYS_SHOWN or k not in defaults or not same_setting(v, defaults[k])}
