@@ -46,13 +46,14 @@ from mods.Kolmogorov import as_fields, xiao2026
 
 #: Small networks and budgets of ``--tiny`` (a check that the script runs, not a benchmark).
 TINY_LDENSF = dict(latent_dim=8, n_basis=16, kmax=4, width=32, enc_width=32, lstm_hidden=16, history=4,
-                   n_traj=3, rollout=2, epochs=3, lstm_epochs=3)
+                   n_traj=3, rollout=2, epochs=3, lstm_epochs=3)  # training settings
 
 
 def trained_ldensf(hmm, args) -> daf.LDEnSF:
     """Load LD-EnSF from ``--models-dir`` if trained for ``hmm`` with these settings, else train."""
     extra = TINY_LDENSF if args.tiny else dict(n_traj=args.n_traj, latent_dim=args.latent_dim)
-    flt = daf.LDEnSF(N=args.N, steps=args.steps, minutes=args.minutes, device=args.device, **extra)
+    flt = daf.LDEnSF(N=args.N, steps=args.steps, device=args.device,
+                     training=dict(minutes=args.minutes, **extra))
     path = Path(args.models_dir) / f"ldensf-kolmogorov-n{args.n}{'-tiny' if args.tiny else ''}.pt"
     return flt.fit_cached(hmm, path, progress=True, cache_dir=args.cache_dir)
 

@@ -38,7 +38,7 @@ def ensf_entries(trials: int, tune_seeds: list[int]) -> list:
     return [
         daf.EnSF(N=20, eps_a=0.5, eps_b=0.025, steps=200),
         daf.Tuned(daf.EnSF(N=20, steps=200), space={"eps_a": ("log", 0.2, 0.9), "eps_b": ("log", 0.01, 0.05),
-                                                        "steps": None, "infl": None},
+                                                        "steps": None, "infl_f": None},
                   **tuned),
         daf.Tuned(daf.LETKF(N=20), space={"infl": ("log", 1.0, 1.3), "loc_rad": ("log", 0.5, 10)},
                   **tuned),

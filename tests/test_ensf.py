@@ -213,13 +213,13 @@ def test_filter_through_the_driver_approaches_the_kalman_filter():
 
 def test_filter_validation_and_hyper_parameters():
     for bad in (dict(N=1), dict(eps_a=0.0), dict(eps_b=1.0), dict(steps=0), dict(prior_score="x"),
-                dict(solver="rk"), dict(infl=0), dict(clip=-1.0), dict(dtype="float16")):
+                dict(solver="rk"), dict(infl_f=0), dict(clip=-1.0), dict(dtype="float16")):
         with pytest.raises(ValueError):
             EnSF(**bad)
     f = EnSF(N=20, device="cpu", dtype="float64")
     assert "device" not in f.params() and "dtype" not in f.params()
     from dafilters.tuning import declared_space
-    assert set(declared_space(EnSF)) == {"eps_a", "eps_b", "steps", "infl"}
+    assert set(declared_space(EnSF)) == {"eps_a", "eps_b", "steps", "infl_f"}
 
 
 def test_seeded_runs_repeat_and_dtypes_agree():

@@ -13,10 +13,11 @@ from dafilters.filters.ldensf import (
     FourierFeatures,
     LatentODE,
     LDEnSF,
+    LDEnSFTraining,
     history_tensor,
     latent_score,
-    rk4,
 )
+from dafilters.integrators import rk4_steps
 from dafilters.observations import (
     VelocityProbesObs,
     probe_lattice,
@@ -148,9 +149,18 @@ def test_network_shapes_and_pieces():
     z, p = torch.randn(5, 6), torch.randn(5, 1)
     torch.testing.assert_close(ode(z, p), z)  # starts as the identity flow
     assert ode.rollout(z, p, 4).shape == (5, 5, 6)
-    # RK4 of dz/dt = -z over one unit: exp(-1) to 1e-6
-    torch.testing.assert_close(rk4(lambda s: -s, torch.ones(3, dtype=torch.float64), 0.1, 10),
+    # the shared RK4 on torch tensors: dz/dt = -z over one unit gives exp(-1) to 1e-6
+    torch.testing.assert_close(rk4_steps(lambda s, t: -s, torch.ones(3, dtype=torch.float64), 0.0, 1.0, 10),
                                torch.full((3,), np.exp(-1.0), dtype=torch.float64), atol=1e-6, rtol=0)
+    # tau counts observation intervals: with f(z, p) = -z, two intervals give exp(-2)
+
+    class Decay(torch.nn.Module):
+        def forward(self, zp):
+            return -zp[..., :6]
+
+    ode.f = Decay()
+    torch.testing.assert_close(ode(torch.ones(1, 6), torch.zeros(1, 1), intervals=2),
+                               torch.full((1, 6), np.exp(-2.0)), atol=1e-4, rtol=0)
     H = history_tensor([torch.ones(3), 2 * torch.ones(3)], 4)
     assert H.shape == (4, 4) and H[:2].abs().sum() == 0 and H[2:, -1].tolist() == [1.0, 1.0]
     assert H[3, 0] == 2 and history_tensor([torch.ones(3)] * 6, 4).shape == (4, 4)
@@ -161,8 +171,16 @@ def test_network_shapes_and_pieces():
 def test_validation():
     with pytest.raises(ValueError, match="N must be"):
         LDEnSF(N=1)
-    with pytest.raises(ValueError, match="latent_dim must be a positive integer"):
-        LDEnSF(latent_dim=0)
+    with pytest.raises(ValueError, match="training latent_dim must be an integer >= 1"):
+        LDEnSF(training={"latent_dim": 0})
+    with pytest.raises(ValueError, match="training points"):
+        LDEnSF(training={"points": 0})
+    with pytest.raises(ValueError, match="unknown training settings"):
+        LDEnSF(training={"latentdim": 8})
+    with pytest.raises(ValueError, match="model_noise"):
+        LDEnSF(model_noise=-1.0)
+    with pytest.raises(ValueError, match="infl_f"):
+        LDEnSF(infl_f=0.0)
     with pytest.raises(ValueError, match="prior_score"):
         LDEnSF(prior_score="nope")
     with pytest.raises(ValueError, match="obs_infl"):
@@ -174,8 +192,22 @@ def test_validation():
 # -- training, saving, loading, assimilating ---------------------------------------------------
 
 
-TINY = dict(N=6, latent_dim=6, n_basis=12, kmax=3, width=24, enc_width=24, lstm_hidden=12, history=3,
-            n_traj=3, rollout=2, epochs=3, lstm_epochs=3, steps=10, batch_size=16)
+def test_settings_hyper_parameters_and_search_space():
+    from dafilters.tuning import declared_space, resolve_space
+
+    flt = LDEnSF(training={"minutes": 5, "latent_dim": 8})
+    assert isinstance(flt.training, LDEnSFTraining) and flt.training.minutes == 5
+    assert flt.training.latent_dim == 8 and flt.training.n_basis == LDEnSF.TRAINING.n_basis
+    assert "training" in flt.non_hyper and "infl" not in flt.settings()
+    space = resolve_space(flt)  # every declared kind is valid (model_noise was ('float', ...))
+    assert set(space) == {"eps_a", "eps_b", "steps", "infl_f", "obs_infl", "model_noise"}
+    assert space["model_noise"] == ("lin", 0.0, 3.0)
+    assert declared_space(daf.EnSF)["infl_f"] == space["infl_f"] == declared_space(daf.SSLS)["infl_f"]
+
+
+TINY = dict(N=6, steps=10,
+            training=dict(latent_dim=6, n_basis=12, kmax=3, width=24, enc_width=24, lstm_hidden=12,
+                          history=3, n_traj=3, rollout=2, epochs=3, lstm_epochs=3, batch_size=16))
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +223,7 @@ def test_tiny_training_save_load_assimilate(trained, tmp_path):
     hmm, flt = trained
     dyn = flt.training_log["dynamics"]
     assert len(dyn["train_loss"]) == 3 and np.isfinite(dyn["val_loss"]).all()
-    assert len(flt.training_log["lstm"]["resid_std"]) == TINY["latent_dim"] + 1
+    assert len(flt.training_log["lstm"]["resid_std"]) == TINY["training"]["latent_dim"] + 1
     assert flt.spec["n_params"] == 1 and flt.spec["n_field"] == n * n and flt.spec["dko"] == 4
     xx, yy = hmm.simulate(2)
     stats = flt.assimilate(hmm, xx, yy, seed=2)

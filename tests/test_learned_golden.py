@@ -58,9 +58,10 @@ def _ldensf():
     from mods.Kolmogorov import xiao2026
 
     hmm = xiao2026.build(n=16, Ko=7, dko=4)
-    flt = LDEnSF(N=6, latent_dim=6, n_basis=12, kmax=3, width=24, enc_width=24, lstm_hidden=12,
-                 history=3, n_traj=3, rollout=2, epochs=3, lstm_epochs=3, steps=10, batch_size=16,
-                 minutes=60.0)
+    flt = LDEnSF(N=6, steps=10,
+                 training=dict(latent_dim=6, n_basis=12, kmax=3, width=24, enc_width=24, lstm_hidden=12,
+                               history=3, n_traj=3, rollout=2, epochs=3, lstm_epochs=3, batch_size=16,
+                               minutes=60.0))
     return hmm, flt, {}
 
 

@@ -110,6 +110,10 @@ def test_validation_names_the_problem():
         SSLS(dtype="float16")
     with pytest.raises(ValueError, match="clip"):
         SSLS(clip=0)
+    with pytest.raises(ValueError, match="infl_f"):  # forecast inflation (infl is the EnKF's analysis one)
+        SSLS(infl_f=0)
+    with pytest.raises(TypeError, match="infl"):
+        SSLS(infl=1.1)
 
 
 def test_score_filters_run_beside_classical_ones_in_experiments(short_ssls_twin, tmp_path):

@@ -48,6 +48,7 @@ import torch
 
 from ..nn.nets import small_problem_threads, torch_threads
 from .base import Context, Filter, check_ensemble_size
+from .ensemble import initial_ensemble, torch_generators
 
 __all__ = [
     "EnSF", "PRIOR_SCORES", "SOLVERS", "inflate", "schedule", "sde_coefficients", "damping",
@@ -310,7 +311,8 @@ class EnSF(Filter):
             mixture over all members).
         solver: ``'sde'`` (Euler–Maruyama) or ``'ode'`` (probability-flow ODE, deterministic
             given the initial noise).
-        infl: multiplicative inflation of the forecast anomalies before the analysis.
+        infl_f: multiplicative inflation of the forecast anomalies before the analysis (forecast
+            inflation; ``infl`` of the EnKF and LETKF inflates the analysis).
         clip: element-wise bound on the posterior score (``None``: no clipping).
         device: torch device of the analysis. dtype: ``'float32'`` or ``'float64'``.
 
@@ -325,7 +327,7 @@ class EnSF(Filter):
     steps: int = field(default=200, metadata={"space": ("int", 20, 1000)})
     prior_score: str = "paired"
     solver: str = "sde"
-    infl: float = field(default=1.0, metadata={"space": ("log", 1.0, 1.5)})
+    infl_f: float = field(default=1.0, metadata={"space": ("log", 1.0, 1.5)})
     clip: float | None = 1000.0
     device: str = "cpu"
     dtype: str = "float32"
@@ -344,8 +346,8 @@ class EnSF(Filter):
             raise ValueError(f"unknown prior_score {self.prior_score!r}; choose one of {PRIOR_SCORES}")
         if self.solver not in SOLVERS:
             raise ValueError(f"unknown solver {self.solver!r}; choose one of {SOLVERS}")
-        if not self.infl > 0:
-            raise ValueError(f"inflation must be positive, got infl={self.infl!r}")
+        if not self.infl_f > 0:
+            raise ValueError(f"inflation must be positive, got infl_f={self.infl_f!r}")
         if self.clip is not None and not self.clip > 0:
             raise ValueError(f"clip must be positive or None, got {self.clip!r}")
         if self.dtype not in DTYPES:
@@ -353,21 +355,18 @@ class EnSF(Filter):
         torch.device(self.device)  # raises for an unknown device string
 
     def initialize(self, ctx: Context) -> np.ndarray:
-        return ctx.hmm.prior.sample(self.N, ctx.rng)
+        return initial_ensemble(ctx, self.N)
 
     def generators(self, ctx: Context) -> list[torch.Generator]:
-        """Two torch noise streams for this run, seeded from the filter's numpy stream."""
-        if "ensf_generators" not in ctx.cache:
-            seeds = ctx.rng.integers(2**63, size=2)
-            ctx.cache["ensf_generators"] = [torch.Generator(device=self.device).manual_seed(int(s))
-                                            for s in seeds]
-        return ctx.cache["ensf_generators"]
+        """Two torch noise streams for this run, seeded from the filter's numpy stream at the
+        first analysis."""
+        return torch_generators(ctx, self.device, count=2, key="ensf_generators")
 
     def analysis(self, E: np.ndarray, y: np.ndarray, ko: int, ctx: Context) -> np.ndarray:
         obs = ctx.hmm.obs
         gens = self.generators(ctx)
         X = torch.as_tensor(E, device=self.device).to(DTYPES[self.dtype])
-        X = inflate(X, self.infl)
+        X = inflate(X, self.infl_f)
         yt = torch.as_tensor(np.asarray(y), device=self.device).to(X.dtype)
         with torch.no_grad(), torch_threads(small_problem_threads(X.numel())):
             Z = ensf_sample(X, lambda Z: obs.grad_loglik(yt, Z, ko), self.steps, self.eps_a,

@@ -42,6 +42,7 @@ import torch
 
 from ..nn.nets import MLP, PeriodicConvNet, small_problem_threads, torch_threads, train_steps
 from .base import Context, Filter, check_ensemble_size, check_positive
+from .ensemble import initial_ensemble, torch_generators
 from .ensf import DTYPES, inflate
 
 __all__ = ["SSLS", "NETS", "clip_per_sample", "langevin_sample", "dsm_loss", "standardise"]
@@ -120,7 +121,8 @@ class SSLS(Filter):
         lr: Adam learning rate.
         langevin_steps, step: Langevin iterations and step size :math:`\\eta` (standardised units).
         clip: per-sample bound on the posterior score (times ``sqrt(Nx)``); ``None``: no clipping.
-        infl: multiplicative inflation of the forecast anomalies before the analysis.
+        infl_f: multiplicative inflation of the forecast anomalies before the analysis (forecast
+            inflation; ``infl`` of the EnKF and LETKF inflates the analysis).
         net: ``'conv'`` (periodic 1-D conv net, translation-equivariant; needs a periodic 1-D
             domain), ``'mlp'``, or ``'auto'`` (``'conv'`` on a periodic ring of at least 8 points,
             else ``'mlp'``).
@@ -140,7 +142,7 @@ class SSLS(Filter):
     langevin_steps: int = field(default=100, metadata={"space": ("int", 20, 400)})
     step: float = field(default=0.1, metadata={"space": ("log", 1e-3, 0.3)})
     clip: float | None = 10.0
-    infl: float = field(default=1.0, metadata={"space": ("log", 1.0, 1.5)})
+    infl_f: float = field(default=1.0, metadata={"space": ("log", 1.0, 1.5)})
     net: str = "auto"
     width: int = 32
     depth: int = 3
@@ -151,7 +153,7 @@ class SSLS(Filter):
 
     def __post_init__(self):
         check_ensemble_size(self.N)
-        check_positive(self, "sigma", "lr", "step", "infl")
+        check_positive(self, "sigma", "lr", "step", "infl_f")
         for name in ("train_steps", "first_steps", "batch", "langevin_steps", "width", "depth"):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or v < (0 if "steps" in name else 1):
@@ -166,7 +168,7 @@ class SSLS(Filter):
         torch.device(self.device)
 
     def initialize(self, ctx: Context) -> np.ndarray:
-        return ctx.hmm.prior.sample(self.N, ctx.rng)
+        return initial_ensemble(ctx, self.N)
 
     def _net_kind(self, ctx: Context) -> str:
         if self.net != "auto":
@@ -178,10 +180,9 @@ class SSLS(Filter):
     def _state(self, ctx: Context) -> dict:
         """The warm-started network, optimiser and torch generator of this run."""
         if "ssls" not in ctx.cache:
-            seed = int(ctx.rng.integers(2**63))
-            gen = torch.Generator(device=self.device).manual_seed(seed)
+            gen, = torch_generators(ctx, self.device, key="ssls_generator")  # seeds the network too
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
+                torch.manual_seed(gen.initial_seed())
                 net = make_score_net(self._net_kind(ctx), ctx.hmm.Nx, self.width, self.depth)
             net = net.to(device=self.device, dtype=DTYPES[self.dtype])
             ctx.cache["ssls"] = {"net": net, "opt": torch.optim.Adam(net.parameters(), lr=self.lr),
@@ -192,7 +193,7 @@ class SSLS(Filter):
         obs, st = ctx.hmm.obs, self._state(ctx)
         net, gen = st["net"], st["gen"]
         X = torch.as_tensor(E, device=self.device).to(DTYPES[self.dtype])
-        X = inflate(X, self.infl)
+        X = inflate(X, self.infl_f)
         U, mean, sd = standardise(X)
         yt = torch.as_tensor(np.asarray(y), device=self.device).to(X.dtype)
         with torch_threads(small_problem_threads(self.batch * X.shape[1] * self.width)):

@@ -1,0 +1,198 @@
+r"""The :class:`LDEnSF` filter: its settings, networks and filter hooks.
+
+**Filter.** The latent ensemble :math:`v_n = (u_n, p_n)` starts from the encoded prior ensemble.
+The forecast integrates the latent ODE (parameters fixed) and adds :math:`\mathrm{model\_noise}
+\cdot s_q\, \xi`. The analysis inflates the forecast anomalies by ``infl_f`` and treats the LSTM
+output :math:`\hat v` as an observation of the latent state, :math:`\hat v = v + \epsilon`,
+:math:`\epsilon \sim N(0, \mathrm{diag}((\mathrm{obs\_infl}\cdot s_y)^2))`, whose likelihood score
+:math:`(\hat v - v)/(\mathrm{obs\_infl}\, s_y)^2` drives EnSF's reverse-time SDE
+(:func:`dafilters.filters.ensf.ensf_sample`) in the latent space. The state-space ensemble handed
+to the statistics is the decoded field of each member and its parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from ...hmm import HMM
+from ...nn.nets import small_problem_threads, torch_threads
+from ..base import Context, check_ensemble_size, check_positive
+from ..ensemble import initial_ensemble, torch_generators
+from ..ensf import PRIOR_SCORES, ensf_sample, inflate
+from ..learned import LearnedFilter, hmm_spec
+from .config import LDEnSFTraining
+from .latent import (
+    LatentEnsemble,
+    as_tensor,
+    decode_states,
+    encode_states,
+    history_tensor,
+    latent_score,
+    latent_step,
+)
+from .learn import learn_ldensf
+from .nets import LatentDynamics, ObsLSTM
+
+__all__ = ["LDEnSF"]
+
+
+@dataclass
+class LDEnSF(LearnedFilter):
+    """LD-EnSF (see :mod:`dafilters.filters.ldensf` for the networks, the training and the
+    analysis).
+
+    Args:
+        N: ensemble size.
+        eps_a, eps_b, steps, prior_score: EnSF's schedule, reverse steps and prior score in the
+            latent space (:class:`~dafilters.filters.ensf.EnSF`).
+        infl_f: multiplicative inflation of the latent forecast anomalies before the analysis.
+        obs_infl: factor on the LSTM's noise level (its validation RMS residual).
+        model_noise: factor on the latent forecast noise (the ODE's one-interval RMS error).
+        device: torch device.
+        training: an :class:`LDEnSFTraining` (the networks' sizes, the observation history, the
+            two stages' data, losses, budget, optimiser and seed), or a dict of changes to its
+            defaults, e.g. ``{"minutes": 5, "latent_dim": 16}``.
+    """
+
+    TRAINING: ClassVar[LDEnSFTraining] = LDEnSFTraining()
+    skip_empty_analysis: ClassVar[bool] = False  # every observation time enters its history
+
+    N: int = 20
+    eps_a: float = field(default=0.5, metadata={"space": ("log", 1e-3, 1.0)})
+    eps_b: float = field(default=0.025, metadata={"space": ("log", 1e-3, 0.5)})
+    steps: int = field(default=100, metadata={"space": ("int", 20, 500)})
+    prior_score: str = "paired"
+    infl_f: float = field(default=1.0, metadata={"space": ("log", 1.0, 1.5)})
+    obs_infl: float = field(default=1.0, metadata={"space": ("log", 0.3, 3.0)})
+    model_noise: float = field(default=1.0, metadata={"space": ("lin", 0.0, 3.0)})
+    device: str = "cpu"
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_ensemble_size(self.N)
+        if not 0 < self.eps_a <= 1 or not 0 < self.eps_b < 1:
+            raise ValueError(f"need 0 < eps_a <= 1 and 0 < eps_b < 1, got eps_a={self.eps_a}, "
+                             f"eps_b={self.eps_b}")
+        if not isinstance(self.steps, (int, np.integer)) or self.steps < 1:
+            raise ValueError(f"steps must be a positive integer, got {self.steps!r}")
+        if self.prior_score not in PRIOR_SCORES:
+            raise ValueError(f"unknown prior_score {self.prior_score!r}; choose one of {PRIOR_SCORES}")
+        if not self.model_noise >= 0:
+            raise ValueError(f"model_noise must be >= 0, got {self.model_noise!r}")
+        check_positive(self, "infl_f", "obs_infl")
+        torch.device(self.device)  # raises for an unknown device string
+
+    # -- spec, networks, training ----------------------------------------------------------------
+    def spec_for(self, hmm: HMM) -> dict[str, Any]:
+        spec = hmm_spec(hmm)
+        n_params = int(getattr(hmm.dyn, "n_params", 0))
+        dko = hmm.tseq.dko
+        if dko is None:
+            raise ValueError("LD-EnSF needs regularly spaced observations (a Chronology with dko)")
+        coords = np.asarray(hmm.dyn.coords, dtype=float)
+        if coords.shape[1] != 2 or hmm.dyn.domain is None or len(hmm.dyn.domain) != 2:
+            raise ValueError("LD-EnSF decodes fields on a periodic 2-D domain: the dynamics need "
+                             "coords (Nx, 2) and a domain (L0, L1)")
+        spec.update(n_params=n_params, n_field=hmm.Nx - n_params, dko=int(dko),
+                    domain=[float(v) for v in hmm.dyn.domain])
+        return spec
+
+    def build(self, spec: dict[str, Any]) -> dict[str, nn.Module]:
+        cfg = self.training
+        d_out = cfg.latent_dim + spec["n_params"]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            nets = {"ldnet": LatentDynamics(spec["n_field"], spec["n_params"], tuple(spec["domain"]),
+                                            cfg.latent_dim, cfg.kmax, cfg.n_basis, cfg.width,
+                                            cfg.depth, cfg.substeps, cfg.enc_width),
+                    "lstm": ObsLSTM(spec["Ny"], d_out, cfg.lstm_hidden, cfg.lstm_layers)}
+        return {k: v.to(self.device) for k, v in nets.items()}
+
+    def learn(self, hmm: HMM, progress: bool | None = None, cache_dir=None) -> dict[str, Any]:
+        """Simulate ``training.n_traj`` trajectories, then train the latent dynamics (stage 1) and
+        the LSTM (stage 2) (:func:`~dafilters.filters.ldensf.learn.learn_ldensf`)."""
+        return learn_ldensf(self, hmm, progress, cache_dir)
+
+    def check_hmm(self, hmm: HMM) -> None:
+        super().check_hmm(hmm)
+        if hmm.tseq.dko != self.spec["dko"]:
+            raise ValueError(f"LDEnSF was trained with {self.spec['dko']} model steps per observation "
+                             f"interval, but this HMM ({hmm.name}) has dko={hmm.tseq.dko}")
+
+    # -- conversions -----------------------------------------------------------------------------
+    def encode(self, E: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """States ``(N, Nx)`` -> latent members ``(N, latent_dim + n_params)`` (standardised)."""
+        X = E if isinstance(E, torch.Tensor) else as_tensor(E, self.device)
+        return encode_states(self.nets["ldnet"], X, self.spec["n_field"])
+
+    def decode(self, V: torch.Tensor, basis: torch.Tensor) -> np.ndarray:
+        """Latent members ``(N, latent_dim + n_params)`` -> states ``(N, Nx)`` (numpy float64);
+        ``basis`` from :meth:`FieldDecoder.basis` at the field's points."""
+        return decode_states(self.nets["ldnet"], V, basis, self.training.latent_dim)
+
+    def encode_history(self, ys: list[torch.Tensor]) -> torch.Tensor:
+        """The LSTM's estimate ``(latent_dim + n_params,)`` from standardised observations."""
+        return self.nets["lstm"](history_tensor(ys, self.training.history)[None])[0]
+
+    def _run_cache(self, ctx: Context) -> dict:
+        """Per-run data: the decoder basis at the field points, the analysis noise generators
+        (two, seeded from the filter's stream when the run starts) and the observation history."""
+        cache = ctx.cache.get("ldensf")
+        if cache is None:
+            gens = torch_generators(ctx, self.device, count=2, key="ldensf_generators")
+            coords = as_tensor(ctx.hmm.dyn.coords[:self.spec["n_field"]], self.device)
+            with torch.no_grad():
+                basis = self.nets["ldnet"].decoder.basis(coords)
+            cache = ctx.cache["ldensf"] = {"basis": basis, "gens": gens, "ys": []}
+            for net in self.nets.values():
+                net.eval()
+        return cache
+
+    # -- filter hooks ----------------------------------------------------------------------------
+    def initialize(self, ctx: Context) -> LatentEnsemble:
+        cache = self._run_cache(ctx)
+        E = initial_ensemble(ctx, self.N)
+        with torch.no_grad():
+            V = self.encode(E)
+            return LatentEnsemble(V, self.decode(V, cache["basis"]))
+
+    def forecast(self, state: LatentEnsemble, ctx: Context, k0: int, k1: int) -> LatentEnsemble:
+        intervals, rest = divmod(k1 - k0, self.spec["dko"])
+        if rest:
+            raise ValueError(f"LD-EnSF forecasts whole observation intervals ({self.spec['dko']} steps), "
+                             f"not steps {k0}->{k1}")
+        cache = self._run_cache(ctx)
+        net, d = self.nets["ldnet"], self.training.latent_dim
+        V = state.V
+        with torch.no_grad(), torch_threads(small_problem_threads(V.numel())):
+            for _ in range(intervals):
+                u = latent_step(net, V, d)
+                if self.model_noise > 0:
+                    xi = as_tensor(ctx.rng.standard_normal(u.shape), self.device)
+                    u = u + self.model_noise * net.q_std * xi
+                V = torch.cat([u, V[:, d:]], 1)
+            return LatentEnsemble(V, self.decode(V, cache["basis"]))
+
+    def estimate(self, state: LatentEnsemble) -> np.ndarray:
+        return state.E
+
+    def analysis(self, state: LatentEnsemble, y: np.ndarray, ko: int, ctx: Context) -> LatentEnsemble:
+        cache = self._run_cache(ctx)
+        lstm = self.nets["lstm"]
+        ys = cache["ys"]
+        ys.append((as_tensor(y, self.device) - lstm.y_mean) / lstm.y_std)
+        del ys[:-self.training.history]
+        X = inflate(state.V, self.infl_f)
+        with torch.no_grad(), torch_threads(1):
+            v_hat = self.encode_history(ys)
+            var = (self.obs_infl * lstm.resid_std) ** 2
+            score = partial(latent_score, v_hat=v_hat, var=var)
+            V = ensf_sample(X, score, self.steps, self.eps_a, self.eps_b, self.prior_score, "sde", None,
+                            cache["gens"])
+            return LatentEnsemble(V, self.decode(V, cache["basis"]))

@@ -1,0 +1,73 @@
+r"""LD-EnSF's latent space: the analysis variables :math:`v = (u, p)` (standardised latent state,
+then standardised parameters), the maps between states and latent members, the likelihood score of
+the LSTM's estimate and the LSTM's input. Pure functions of the networks and tensors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .nets import LatentDynamics
+
+__all__ = ["LatentEnsemble", "as_tensor", "encode_states", "decode_states", "latent_step",
+           "latent_score", "history_tensor"]
+
+
+@dataclass
+class LatentEnsemble:
+    """The filter's state: latent members ``V`` ``(N, latent_dim + n_params)`` (standardised
+    latent state, then parameters) and their decoding ``E`` ``(N, Nx)`` (numpy float64)."""
+
+    V: torch.Tensor
+    E: np.ndarray
+
+
+def as_tensor(a, device: str | torch.device) -> torch.Tensor:
+    """``a`` (array-like) as a float32 tensor on ``device``."""
+    return torch.as_tensor(np.asarray(a), dtype=torch.float32, device=device)
+
+
+def encode_states(net: LatentDynamics, X: torch.Tensor, n_field: int) -> torch.Tensor:
+    r"""States ``(N, Nx)`` (field, then parameters) -> latent members
+    :math:`v = ((E(\tilde\omega) - \bar z)/s_z,\ (\mu - \bar\mu)/s_\mu)` ``(N, d + n_params)``."""
+    z = net.encoder((X[:, :n_field] - net.field_mean) / net.field_std)
+    return torch.cat([(z - net.z_mean) / net.z_std, (X[:, n_field:] - net.p_mean) / net.p_std], 1)
+
+
+def decode_states(net: LatentDynamics, V: torch.Tensor, basis: torch.Tensor, latent_dim: int) -> np.ndarray:
+    """Latent members ``(N, latent_dim + n_params)`` -> states ``(N, Nx)`` (numpy float64);
+    ``basis`` from :meth:`FieldDecoder.basis` at the field's points."""
+    d = latent_dim
+    fields = net.decoder(V[:, :d] * net.z_std + net.z_mean, basis) * net.field_std + net.field_mean
+    params = V[:, d:] * net.p_std + net.p_mean
+    return torch.cat([fields, params], 1).to(device="cpu", dtype=torch.float64).numpy()
+
+
+def latent_step(net: LatentDynamics, V: torch.Tensor, latent_dim: int) -> torch.Tensor:
+    """The standardised latent states ``u`` ``(N, latent_dim)`` of members ``V`` one observation
+    interval later by the latent ODE (parameters fixed)."""
+    d = latent_dim
+    z = net.ode(V[:, :d] * net.z_std + net.z_mean, V[:, d:])
+    return (z - net.z_mean) / net.z_std
+
+
+def latent_score(V: torch.Tensor, v_hat: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+    r"""Likelihood score :math:`(\hat v - v)/\sigma^2` of latent samples ``V`` ``(M, d)`` given
+    the encoder's estimate ``v_hat`` ``(d,)`` with variances ``var`` ``(d,)``."""
+    return (v_hat - V) / var
+
+
+def history_tensor(ys: list[torch.Tensor], length: int) -> torch.Tensor:
+    """The LSTM input ``(length, Ny + 1)`` from the latest standardised observations ``ys``
+    (oldest first, at most ``length``): left-padded with zero rows, last column 1 for a real
+    observation and 0 for padding."""
+    if not ys:
+        raise ValueError("the observation history is empty")
+    ys = ys[-length:]
+    Y = torch.stack(ys)
+    ones = torch.ones(len(ys), 1, dtype=Y.dtype, device=Y.device)
+    real = torch.cat([Y, ones], 1)
+    pad = torch.zeros(length - len(ys), Y.shape[1] + 1, dtype=Y.dtype, device=Y.device)
+    return torch.cat([pad, real], 0)
