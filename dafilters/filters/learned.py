@@ -121,8 +121,7 @@ class LearnedFilter(Filter):
         self.spec = self.spec_for(hmm)
         self.nets = self.build(self.spec)
         start = time.perf_counter()
-        legacy = type(self).learn is LearnedFilter.learn and hasattr(self, "train")  # TRANSITIONAL
-        log = (self.train if legacy else self.learn)(hmm, **kwargs)
+        log = self.learn(hmm, **kwargs)
         self.training_log = {"seconds": time.perf_counter() - start,
                              "device": str(getattr(self, "device", "cpu")), **(log or {})}
         return self
