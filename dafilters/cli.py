@@ -135,17 +135,14 @@ def demo_experiments(seeds: Sequence[int] = (0, 1, 2)) -> list[Experiments]:
     from mods.Lorenz63 import sakov2012
     from mods.Lorenz96 import sakov2008
 
-    from .filters import Climatology, EnKF, OptInterp
+    from .filters import LETKF, Climatology, EnKF, OptInterp, PartFilt
 
-    extra = {name: cls for name, cls in filter_classes().items() if name in ("LETKF", "PartFilt")}
     l63 = [Climatology(), OptInterp(), EnKF("Sqrt", N=10, infl=1.02, rot=True),
-           EnKF("PertObs", N=10, infl=1.04), EnKF("DEnKF", N=10, infl=1.02)]
-    if "PartFilt" in extra:
-        l63.append(extra["PartFilt"](N=100, reg=2.4, NER=0.3))
+           EnKF("PertObs", N=10, infl=1.04), EnKF("DEnKF", N=10, infl=1.02),
+           PartFilt(N=100, reg=2.4, NER=0.3)]
     l96 = [Climatology(), OptInterp(), EnKF("Sqrt", N=40, infl=1.01),
-           EnKF("PertObs", N=40, infl=1.06), EnKF("DEnKF", N=40, infl=1.01)]
-    if "LETKF" in extra:
-        l96.append(extra["LETKF"](N=20, infl=1.04, loc_rad=4))
+           EnKF("PertObs", N=40, infl=1.06), EnKF("DEnKF", N=40, infl=1.01),
+           LETKF(N=20, infl=1.04, loc_rad=4)]
     return [Experiments(sakov2012.HMM, l63, seeds=seeds), Experiments(sakov2008.HMM, l96, seeds=seeds)]
 
 

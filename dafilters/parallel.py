@@ -3,6 +3,10 @@
 A job is ``(hmm, filter, seed, progress)``; :func:`run_jobs` yields ``(record, series)`` for each
 job, in order, as :func:`dafilters.runs.execute` does in a serial run.
 
+Each process keeps what it needs between jobs in its own :class:`_Worker` (the jobs, the twin
+experiments it simulated), made by the executor's initializer in each worker (a serial run keeps
+its twin cache for the run alone): nothing is shared between processes or kept between runs.
+
 The process pool is a :class:`concurrent.futures.ProcessPoolExecutor`. Its workers are forked
 (nothing is pickled; the jobs reach them through the executor's initializer), or started by a fork
 server when jax is loaded (jax does not survive a fork), or by the start method chosen with
@@ -25,16 +29,26 @@ from multiprocessing.context import BaseContext
 from typing import Any
 
 from .extras import import_extra
-from .runs import error_record, execute, execute_in_worker, new_record
+from .runs import TwinCache, error_record, execute, execute_in_worker, new_record
 
 __all__ = ["run_jobs", "check_backend", "start_method"]
 
 Job = tuple  # (hmm, filter, seed, progress)
 Output = tuple[dict, dict]
 
-#: Set in each pool worker by its initializer (never in the parent): the jobs and the shared
-#: flags that tell the parent which jobs a worker has started.
-_WORKER: dict[str, Any] = {}
+
+class _Worker:
+    """What one worker process keeps between its tasks: the jobs of a process pool (sent once,
+    through the executor's initializer: inherited by forked workers, pickled to spawned ones),
+    the shared flags that tell the parent which jobs were started, and its twin cache."""
+
+    def __init__(self, jobs: list[Job] | None, started: Any):
+        self.jobs, self.started, self.twins = jobs, started, TwinCache()
+
+
+#: This process's state as a worker, made by the executor's initializer (:func:`_init_worker`)
+#: when the process starts serving a pool; ``None`` in the parent, which never runs pool tasks.
+_worker: _Worker | None = None
 
 
 def check_backend(backend: str) -> None:
@@ -86,15 +100,18 @@ def run_jobs(jobs: list[Job], workers: int, backend: str, method: str | None = N
     if backend == "mpi":
         MPIPoolExecutor = import_extra("mpi4py.futures", "mpi", "backend='mpi'").MPIPoolExecutor
 
-        with MPIPoolExecutor(max_workers=workers if workers > 1 else None) as pool:
-            yield from pool.map(execute_in_worker, jobs)
+        with MPIPoolExecutor(max_workers=workers if workers > 1 else None, initializer=_init_worker,
+                             initargs=(None, None)) as pool:
+            yield from pool.map(_run_job, jobs)
     elif workers > 1 and len(jobs) > 1:
         method = method or start_method()
         if method != "fork":
             check_picklable(jobs, method)
         yield from _pooled(jobs, min(workers, len(jobs)), multiprocessing.get_context(method))
     else:
-        yield from map(execute, jobs)
+        twins = TwinCache()
+        for job in jobs:
+            yield execute(job, twins)
 
 
 def check_picklable(jobs: list[Job], method: str) -> None:
@@ -108,15 +125,22 @@ def check_picklable(jobs: list[Job], method: str) -> None:
                          "or run with workers=1") from err
 
 
-def _init_worker(jobs: list[Job], started: Any) -> None:
-    """Pool initializer: keep the jobs and the started flags in this worker process."""
-    _WORKER.update(jobs=jobs, started=started)
+def _init_worker(jobs: list[Job] | None, started: Any) -> None:
+    """Executor initializer: this process's :class:`_Worker` (the pool's jobs and started flags;
+    ``None`` for MPI workers, which receive each job with its task)."""
+    global _worker
+    _worker = _Worker(jobs, started)
 
 
 def _run_indexed(index: int) -> Output:
-    """Pool task: flag job ``index`` as started, then run it."""
-    _WORKER["started"][index] = 1
-    return execute_in_worker(_WORKER["jobs"][index])
+    """Process-pool task: flag job ``index`` as started, then run it."""
+    _worker.started[index] = 1
+    return execute_in_worker(_worker.jobs[index], _worker.twins)
+
+
+def _run_job(job: Job) -> Output:
+    """MPI task: run ``job`` with this worker's twin cache."""
+    return execute_in_worker(job, _worker.twins)
 
 
 def _pooled(jobs: list[Job], workers: int, ctx: BaseContext) -> Iterator[Output]:

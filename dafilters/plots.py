@@ -4,6 +4,10 @@
   parameters, a contour of the objective over the first two (e.g. ``infl`` × ``loc_rad``).
 - :func:`plot_results`: a metric (``rmse.a``) against a setting (``N``) with one line per filter
   (error bars: the confidence interval of the seed average).
+
+Figures are drawn on their own Agg canvas (``matplotlib.figure.Figure``): importing this module
+or plotting leaves the user's matplotlib backend and pyplot's figures alone (Optuna's plots are
+pyplot figures, closed once saved).
 """
 
 from __future__ import annotations
@@ -13,21 +17,24 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 __all__ = ["plot_study", "plot_results"]
 
 
 def _save(fig_or_ax: Any, path: Path) -> Path:
-    """Save a figure (or an axes' figure) as PNG at ``path``, creating missing folders; close it."""
-    fig = fig_or_ax.figure if isinstance(fig_or_ax, matplotlib.axes.Axes) else fig_or_ax
+    """Save a figure (or an axes' figure) as PNG at ``path``, creating missing folders; close it
+    if pyplot manages it."""
+    fig = fig_or_ax.figure if isinstance(fig_or_ax, Axes) else fig_or_ax
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
+    if getattr(fig.canvas, "manager", None) is not None:  # a pyplot figure (Optuna's)
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
     return path
 
 
@@ -40,16 +47,17 @@ def plot_study(study: Any, folder: str | os.PathLike, prefix: str = "study") -> 
     import optuna
     from optuna.visualization import matplotlib as ovm
 
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    paths = [_save(ovm.plot_optimization_history(study), folder / f"{prefix}_history.png")]
-    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    names = sorted({name for t in done for name in t.params})
-    if len(names) >= 2 and len(done) >= 2:
-        paths.append(_save(ovm.plot_param_importances(study), folder / f"{prefix}_importance.png"))
-        ax = ovm.plot_contour(study, params=names[:2])
-        paths.append(_save(ax, folder / f"{prefix}_contour.png"))
+    with warnings.catch_warnings():  # Optuna's matplotlib plots are experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        paths = [_save(ovm.plot_optimization_history(study), folder / f"{prefix}_history.png")]
+        done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        names = sorted({name for t in done for name in t.params})
+        if len(names) >= 2 and len(done) >= 2:
+            paths.append(_save(ovm.plot_param_importances(study), folder / f"{prefix}_importance.png"))
+            ax = ovm.plot_contour(study, params=names[:2])
+            paths.append(_save(ax, folder / f"{prefix}_contour.png"))
     return paths
 
 
@@ -69,7 +77,9 @@ def plot_results(results: Any, path: str | os.PathLike, x: str = "N", metric: st
         raise ValueError(f"no setting {x!r} to plot against; settings: {used}")
     skip = {x, *([best_over] if isinstance(best_over, str) else best_over or [])}
     others = [p for p in results.param_names() if p not in skip and df[p].map(str).nunique() > 1]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     df = df[df[x].notna()]
     for _, g in df.groupby(["hmm", "filter"] + others, sort=False, dropna=False):
         g = g.sort_values(x, key=lambda s: s.astype(float))

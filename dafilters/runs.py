@@ -17,7 +17,7 @@ from .filters.base import Filter
 from .hmm import HMM
 from .stats import METRICS
 
-__all__ = ["AVERAGES", "TwinError", "new_record", "error_record", "run_one", "twin", "execute",
+__all__ = ["AVERAGES", "TwinError", "TwinCache", "new_record", "error_record", "run_one", "execute",
            "execute_in_worker"]
 
 #: Time averages reported for every run (each with its ``.ci``).
@@ -85,42 +85,50 @@ class TwinError(RuntimeError):
     """The twin experiment of an (HMM, seed) could not be simulated (e.g. a non-finite truth)."""
 
 
-#: Per-process cache of twin experiments (each process simulates its own; nothing is shared
-#: between processes): ``(fingerprint, seed) -> (xx, yy)``, or the :class:`TwinError` message.
-_TWINS: dict[tuple[str, int], tuple | str] = {}
+class TwinCache:
+    """Twin experiments ``(xx, yy)`` by (HMM fingerprint, seed), each simulated once (at most
+    ``size`` kept, the oldest dropped first): the filters of one (HMM, seed) share their truth and
+    observations. A serial run holds one for its jobs; each pool or MPI worker holds its own,
+    made by the executor's initializer (:mod:`dafilters.parallel`): nothing is shared between
+    processes or kept between runs."""
+
+    def __init__(self, size: int = 4):
+        self.size = int(size)
+        self._items: dict[tuple[str, int], tuple | str] = {}
+
+    def get(self, hmm: HMM, seed: int) -> tuple:
+        """The twin experiment of (hmm, seed); a :class:`TwinError` naming the seed and the cause
+        if it cannot be simulated (the failure is kept too, so the filters of that seed do not
+        simulate it again)."""
+        key = (hmm.fingerprint(), int(seed))
+        if key not in self._items:
+            if len(self._items) >= self.size:
+                self._items.pop(next(iter(self._items)))
+            try:
+                self._items[key] = hmm.simulate(seed)
+            except Exception as err:  # any failure of the model: reported per run, not raised
+                self._items[key] = (f"seed {seed}: the twin experiment of {hmm.name} could not be "
+                                    f"simulated: {type(err).__name__}: {err}")
+        value = self._items[key]
+        if isinstance(value, str):
+            raise TwinError(value)
+        return value
 
 
-def twin(hmm: HMM, seed: int) -> tuple:
-    """The twin experiment ``(xx, yy)`` of (hmm, seed), simulated once per process (a small
-    cache); a :class:`TwinError` naming the seed and the cause if it cannot be simulated (the
-    failure is cached too, so the filters of that seed do not simulate it again)."""
-    key = (hmm.fingerprint(), int(seed))
-    if key not in _TWINS:
-        if len(_TWINS) >= 4:
-            _TWINS.pop(next(iter(_TWINS)))
-        try:
-            _TWINS[key] = hmm.simulate(seed)
-        except Exception as err:  # any failure of the model: reported per run, not raised
-            _TWINS[key] = (f"seed {seed}: the twin experiment of {hmm.name} could not be "
-                           f"simulated: {type(err).__name__}: {err}")
-    value = _TWINS[key]
-    if isinstance(value, str):
-        raise TwinError(value)
-    return value
-
-
-def execute(task: tuple[HMM, Filter, int, bool]) -> tuple[dict, dict]:
-    """Run one task in this process; a twin experiment that cannot be simulated gives an error
-    record (status ``'error'``, the error naming the seed and the cause), not an exception."""
+def execute(task: tuple[HMM, Filter, int, bool], twins: TwinCache | None = None) -> tuple[dict, dict]:
+    """Run one task in this process, its twin experiment from ``twins`` (default: simulated for
+    this task alone); a twin experiment that cannot be simulated gives an error record (status
+    ``'error'``, the error naming the seed and the cause), not an exception."""
     hmm, flt, seed, progress = task
     try:
-        xx, yy = twin(hmm, seed)
+        xx, yy = (TwinCache(1) if twins is None else twins).get(hmm, seed)
     except TwinError as err:
         return error_record(new_record(hmm, flt, seed), str(err)), {}
     return run_one(hmm, flt, seed, xx, yy, progress=progress)
 
 
-def execute_in_worker(task: tuple[HMM, Filter, int, bool]) -> tuple[dict, dict]:
-    """Run one task in a pool or MPI worker: one BLAS thread per worker."""
+def execute_in_worker(task: tuple[HMM, Filter, int, bool], twins: TwinCache | None = None,
+                      ) -> tuple[dict, dict]:
+    """Run one task in a pool or MPI worker (:func:`execute`): one BLAS thread per worker."""
     with threadpool_limits(limits=1):
-        return execute(task)
+        return execute(task, twins)

@@ -1,3 +1,7 @@
+import subprocess
+import sys
+
+import matplotlib
 import optuna
 import pytest
 
@@ -13,11 +17,20 @@ def is_png(path):
     return path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_importing_the_plots_keeps_the_users_backend():
+    code = "import matplotlib; matplotlib.use('svg'); import dafilters.plots; print(matplotlib.get_backend())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "svg"
+
+
 def test_plot_results_against_N(tmp_path):
     grid = daf.Experiments.grid(daf.EnKF, upd_a=["Sqrt", "DEnKF"], N=[20, 30], infl=[1.02, 1.05])
     res = daf.Experiments(HMM, grid, seeds=[1]).run(progress=False)
+    backend = matplotlib.get_backend()
     path = plot_results(res, tmp_path / "rmse.png", x="N", best_over="infl")
     assert is_png(path)
+    assert matplotlib.get_backend() == backend  # drawn on its own canvas, no pyplot figure
+    assert "matplotlib.pyplot" not in sys.modules or not sys.modules["matplotlib.pyplot"].get_fignums()
     with pytest.raises(ValueError, match="no setting 'loc_rad'"):
         plot_results(res, tmp_path / "x.png", x="loc_rad")
 

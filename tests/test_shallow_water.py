@@ -204,6 +204,31 @@ def test_xiao2026_simulates():
     assert unforced.Nx == 3 * Nphi * Ntheta and "unforced" in unforced.name
 
 
+def test_training_data_follow_the_time_dependent_forcing():
+    """simulate_at_obs advances each interval from its start time (Dynamics.advance's t), as the
+    twin experiments do: the forcing moves with time."""
+    from dafilters.nn.data import simulate_at_obs
+    from mods.ShallowWater import xiao2026
+
+    hmm = xiao2026.build(Nphi, Ntheta, Ko=1, dko=3)
+    xx, yy = simulate_at_obs(hmm, 2, seed=3)
+    for i in range(2):
+        x_ref, y_ref = hmm.simulate(3 * 1_000_003 + 10**6 + i)
+        np.testing.assert_allclose(xx[i], x_ref[[0, 3, 6]], rtol=0, atol=1e-8)
+        np.testing.assert_allclose(yy[i], y_ref, rtol=0, atol=1e-8)
+
+
+def test_forced_model_runs_the_dynamics_constructor_once(monkeypatch):
+    from dafilters.hmm import Dynamics
+
+    calls = []
+    init = Dynamics.__init__
+    monkeypatch.setattr(Dynamics, "__init__", lambda self, *a, **k: calls.append(a) or init(self, *a, **k))
+    dyn = ForcedShallowWater(Nphi, Ntheta, noise=0)
+    assert len(calls) == 1 and dyn.Nx == 3 * Nphi * Ntheta + 2 and dyn.noise is None
+    assert np.isnan(dyn.lonlat[-2:]).all() and not dyn.coords[-2:].any()
+
+
 MPI_SCRIPT = textwrap.dedent("""
     import sys
     import numpy as np

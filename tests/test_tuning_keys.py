@@ -92,7 +92,7 @@ def test_processes_sharing_a_study_draw_different_points(tmp_path):
     """Two processes start the same tune on one journal at the same moment: with one sampler seed
     each, they used to propose the same start-up points."""
     storage = str(tmp_path / "study.log")
-    ctx = multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("spawn")  # not fork: jax may be running in this process
     barrier = ctx.Barrier(2)
     procs = [ctx.Process(target=_tune_after, args=(barrier, storage)) for _ in range(2)]
     for p in procs:

@@ -64,8 +64,8 @@ def simulate_at_obs(hmm: HMM, n_traj: int, seed: int = 0,
     keeping only the states at time 0 and at the observation times.
 
     With deterministic dynamics all trajectories are advanced together, as one ensemble, from one
-    observation time to the next (by ``dyn.advance(E, dt, steps)`` where the model has it, else
-    step by step); with model noise each trajectory is simulated by ``hmm.simulate``.
+    observation time to the next (by :meth:`~dafilters.hmm.Dynamics.advance`, one call per
+    interval); with model noise each trajectory is simulated by ``hmm.simulate``.
 
     Returns:
         ``xx`` ``(n_traj, Ko+2, Nx)`` (``xx[:, 0]`` at time 0, ``xx[:, ko+1]`` at ``kko[ko]``) and
@@ -75,7 +75,8 @@ def simulate_at_obs(hmm: HMM, n_traj: int, seed: int = 0,
 
     if n_traj < 1:
         raise ValueError(f"n_traj must be >= 1, got {n_traj}")
-    path = None if cache_dir is None else _cache_path(cache_dir, hmm, n_traj, seed, "|at_obs")
+    # "|at_obs.2": files saved before the intervals of time-dependent models started at their time
+    path = None if cache_dir is None else _cache_path(cache_dir, hmm, n_traj, seed, "|at_obs.2")
     if path is not None and path.exists():
         with np.load(path) as data:
             return data["xx"], data["yy"]
@@ -93,11 +94,7 @@ def simulate_at_obs(hmm: HMM, n_traj: int, seed: int = 0,
         xx[:, 0] = E
         for i in range(1, len(steps)):
             k0, k1 = int(steps[i - 1]), int(steps[i])
-            if hasattr(dyn, "advance"):
-                E = dyn.advance(E, tseq.dt, k1 - k0)
-            else:
-                for k in range(k0, k1):
-                    E = dyn.step(E, tseq.tt[k], tseq.dt)
+            E = dyn.advance(E, tseq.dt, k1 - k0, t=tseq.tt[k0])
             xx[:, i] = E
         if not np.all(np.isfinite(xx)):
             raise FloatingPointError(f"{hmm.name}: a training trajectory is not finite")

@@ -55,25 +55,23 @@ def _mean_loss(loss_fn: Callable, data: Sequence[torch.Tensor], batch_size: int)
 
 def fit_model(modules: Sequence[torch.nn.Module], loss_fn: Callable[[tuple], torch.Tensor],
               train_data: Sequence[torch.Tensor], val_data: Sequence[torch.Tensor] | None = None,
-              config: TrainConfig | None = None,
-              params: Sequence[torch.nn.Parameter] | None = None) -> TrainHistory:
+              config: TrainConfig | None = None) -> TrainHistory:
     """Minimise ``loss_fn`` over mini-batches of ``train_data`` with Adam.
 
     After each epoch the validation loss (``val_data``, or the training loss without it) decides
     early stopping; the best state of ``modules`` is kept (and written to ``config.checkpoint``)
-    and restored at the end.
+    and restored at the end. The parameters of ``modules`` that require a gradient are trained
+    (freeze others with ``requires_grad_(False)``).
 
     Args:
         modules: the networks (their state is checkpointed and restored).
         loss_fn: ``loss_fn(batch) -> scalar`` for a tuple of tensors.
         train_data, val_data: tuples of tensors with a common first (sample) dimension.
-        params: the tensors to optimise (default: all parameters of ``modules`` that require grad).
     """
     import time
 
     cfg = config or TrainConfig()
-    params = list(params) if params is not None else [
-        p for m in modules for p in m.parameters() if p.requires_grad]
+    params = [p for m in modules for p in m.parameters() if p.requires_grad]
     if not params:
         raise ValueError("nothing to train: no parameter requires a gradient")
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -129,8 +127,7 @@ def fit_model(modules: Sequence[torch.nn.Module], loss_fn: Callable[[tuple], tor
 
 def fit_in_stages(modules: Sequence[torch.nn.Module], loss_fn: Callable[[tuple], torch.Tensor],
                   train_data: Sequence[torch.Tensor], val_data: Sequence[torch.Tensor] | None,
-                  config: TrainConfig, stages: int, seconds: float,
-                  params: Sequence[torch.nn.Parameter] | None = None) -> TrainHistory:
+                  config: TrainConfig, stages: int, seconds: float) -> TrainHistory:
     """:func:`fit_model` in ``stages`` stages, the learning rate ``config.lr / 10**s`` in stage
     ``s``, each stage starting from the best state of the one before. The wall time ``seconds``
     is shared: each stage but the last gets 2/3 of the time left. The modules end in the best
@@ -149,7 +146,7 @@ def fit_in_stages(modules: Sequence[torch.nn.Module], loss_fn: Callable[[tuple],
         last = stage == stages - 1
         cfg = dataclasses.replace(config, lr=config.lr / 10**stage, seed=config.seed + stage,
                                   max_seconds=left if last else 2 * left / 3)
-        hist = fit_model(modules, loss_fn, train_data, val_data, cfg, params)
+        hist = fit_model(modules, loss_fn, train_data, val_data, cfg)
         if hist.val and hist.val[hist.best_epoch] < best:  # a stage that does not improve is undone
             best, best_epoch = hist.val[hist.best_epoch], sum(len(h.val) for h in hists) + hist.best_epoch
             best_state = [copy.deepcopy(m.state_dict()) for m in modules]

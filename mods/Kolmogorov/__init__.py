@@ -36,9 +36,10 @@ when a model is built, not when this module is imported (install with the ``kolm
 ``pip install -c constraints.txt -e '.[kolmogorov]'``). The computation runs in float64 by default
 (inside ``jax.experimental.enable_x64``, which leaves jax's global setting alone) or in float32
 (``precision="float32"``, about twice as fast on a CPU); the states handed back are float64.
-jax does not survive ``fork`` once started: ``Experiments.run(workers=k)`` therefore starts its
-workers from a fork server when jax is loaded, and a process forked by other means raises an
-error here instead of deadlocking.
+jax does not survive ``fork`` once started: ``Experiments.run(workers=k)`` and ``tune`` therefore
+start their workers from a fork server or by spawning when jax is loaded (jax itself warns at a
+fork), and a model that ran jax in a process refuses to run in a child forked from it, raising
+an error instead of deadlocking.
 
 **Unknown Reynolds number.** :class:`KolmogorovRe` appends the log-Reynolds number
 :math:`\log Re` (:math:`\nu = 1/Re`) to the vorticity as one more state component, constant in
@@ -180,25 +181,9 @@ def advance_visc_fn(n: int, dt: float, drag: float = DRAG, wavenumber: int = WAV
     return jax.jit(jax.vmap(member, in_axes=(0, 0, None)))
 
 
-#: The process that started jax's runtime through this module (``None``: not started yet).
-_JAX_PID: list[int | None] = [None]
-
-
-def _check_not_forked() -> None:
-    """Refuse to run in a process forked after jax started in its parent: jax's runtime is
-    multithreaded and does not survive ``fork`` (the call would deadlock). ``Experiments`` starts
-    its pool from a fork server when jax is loaded; MPI workers are separate processes."""
-    if _JAX_PID[0] is not None and _JAX_PID[0] != os.getpid():
-        raise RuntimeError("mods.Kolmogorov: this process was forked after jax had started in its "
-                           "parent, and jax cannot run here (it would deadlock); start workers with "
-                           "multiprocessing's 'spawn' or 'forkserver' method, or over MPI")
-
-
 def _advance(E: np.ndarray, m: int, n: int, dt: float, viscosity: float, drag: float,
              wavenumber: int, precision: str) -> np.ndarray:
     """``m`` steps of states ``(..., n * n)`` (numpy) by :func:`advance_fn`; float64 out."""
-    _check_not_forked()
-    _JAX_PID[0] = os.getpid()
     E = np.asarray(E, dtype=float)
     if E.shape[-1] != n * n:
         raise ValueError(f"Kolmogorov({n}x{n}) states have size {n * n}, got {E.shape[-1]}")
@@ -214,8 +199,6 @@ def _advance(E: np.ndarray, m: int, n: int, dt: float, viscosity: float, drag: f
 def _advance_visc(E: np.ndarray, nu: np.ndarray, m: int, n: int, dt: float, drag: float,
                   wavenumber: int, precision: str) -> np.ndarray:
     """``m`` steps of fields ``E`` ``(B, n * n)`` with viscosities ``nu`` ``(B,)``; float64 out."""
-    _check_not_forked()
-    _JAX_PID[0] = os.getpid()
     fn = advance_visc_fn(n, float(dt), float(drag), int(wavenumber), precision)
     import jax.numpy as jnp
 
@@ -226,7 +209,31 @@ def _advance_visc(E: np.ndarray, nu: np.ndarray, m: int, n: int, dt: float, drag
     return out.reshape(E.shape)
 
 
-class Kolmogorov(Dynamics):
+class _JaxModel(Dynamics):
+    """A model whose steps run jax. jax's runtime is multithreaded and does not survive ``fork``:
+    a model that ran in one process refuses to run in a child forked from it (the call would
+    deadlock). The model holds the process it ran in (``_jax_pid``): not part of its identity,
+    and not pickled, so a copy sent to a spawned worker or a fork server's child starts afresh."""
+
+    identity_exclude = ("_jax_pid",)
+    #: The process in which this model ran jax (``None``: not yet).
+    _jax_pid: int | None = None
+
+    def _claim_process(self) -> None:
+        """Raise in a process forked after this model ran jax in its parent; else note this one."""
+        pid = os.getpid()
+        if self._jax_pid is not None and self._jax_pid != pid:
+            raise RuntimeError(f"mods.Kolmogorov: this process was forked after {type(self).__name__} "
+                               "had run jax in its parent, and jax cannot run here (it would "
+                               "deadlock); start workers with multiprocessing's 'spawn' or "
+                               "'forkserver' method, or over MPI")
+        self._jax_pid = pid
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_jax_pid"}
+
+
+class Kolmogorov(_JaxModel):
     r"""Kolmogorov-flow vorticity on an ``n x n`` grid of :math:`[0, 2\pi)^2` (see the module).
 
     ``step(E, t, dt)`` advances states ``(N, n * n)`` (or ``(..., n * n)``, numpy) by one
@@ -256,8 +263,10 @@ class Kolmogorov(Dynamics):
         self.viscosity, self.drag = float(viscosity), float(drag)
         self.wavenumber, self.precision = int(wavenumber), precision
 
-    def advance(self, E: np.ndarray, dt: float, steps: int) -> np.ndarray:
-        """``steps`` deterministic steps of size ``dt`` in one compiled call, ``(..., Nx)``."""
+    def advance(self, E: np.ndarray, dt: float, steps: int, t: float = 0.0) -> np.ndarray:
+        """``steps`` deterministic steps of size ``dt`` in one compiled call, ``(..., Nx)`` (the
+        flow is autonomous: ``t`` is unused)."""
+        self._claim_process()
         return _advance(E, steps, self.n, dt, self.viscosity, self.drag, self.wavenumber, self.precision)
 
     def step(self, E: np.ndarray, t: float, dt: float) -> np.ndarray:
@@ -304,7 +313,7 @@ def spun_up_state(n: int = 64, seed: int = 0, T: float = 50.0, dt: float | None 
     return x
 
 
-class KolmogorovRe(Dynamics):
+class KolmogorovRe(_JaxModel):
     r"""Kolmogorov flow whose Reynolds number is part of the state (unknown to the filters).
 
     **State layout** ``(..., n * n + 1)``: the vorticity field (row-major, as for
@@ -342,8 +351,10 @@ class KolmogorovRe(Dynamics):
         self.drag, self.wavenumber, self.precision = float(drag), int(wavenumber), precision
         self.log_re_bounds = (float(np.log(lo)), float(np.log(hi)))
 
-    def advance(self, E: np.ndarray, dt: float, steps: int) -> np.ndarray:
-        """``steps`` deterministic steps of size ``dt`` in one compiled call, ``(..., n*n + 1)``."""
+    def advance(self, E: np.ndarray, dt: float, steps: int, t: float = 0.0) -> np.ndarray:
+        """``steps`` deterministic steps of size ``dt`` in one compiled call, ``(..., n*n + 1)``
+        (the flow is autonomous: ``t`` is unused)."""
+        self._claim_process()
         E = np.asarray(E, dtype=float)
         if E.shape[-1] != self.Nx:
             raise ValueError(f"KolmogorovRe({self.n}x{self.n}) states have size {self.Nx}, got {E.shape[-1]}")

@@ -21,8 +21,7 @@ from dafilters.observations import IdentityObs
 
 from . import Lorenz63, x0
 
-Tplot = 4.0
-tseq = Chronology(0.01, dko=25, Ko=1000, BurnIn=4 * Tplot)
+tseq = Chronology(0.01, dko=25, Ko=1000, BurnIn=16.0)  # DAPPER's BurnIn = 4 * Tplot
 
 HMM = HMM(
     dyn=Lorenz63(),

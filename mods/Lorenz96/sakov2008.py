@@ -24,8 +24,7 @@ from dafilters.observations import IdentityObs
 from . import Lorenz96, x0
 
 Nx = 40
-Tplot = 10.0
-tseq = Chronology(0.05, dko=1, Ko=1000, BurnIn=2 * Tplot)
+tseq = Chronology(0.05, dko=1, Ko=1000, BurnIn=20.0)  # DAPPER's BurnIn = 2 * Tplot
 
 HMM = HMM(
     dyn=Lorenz96(Nx),
