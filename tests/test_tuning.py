@@ -135,7 +135,10 @@ def test_grid_best_view():
     df = res.frame()
     for _, row in best.iterrows():
         assert row["rmse.a"] == df[df["N"] == row["N"]]["rmse.a"].min()
-    first = res.table(print_it=False, best_over="infl").splitlines()[3].split()  # filter, N, infl
+    lines = res.table(print_it=False, best_over="infl").splitlines()
+    assert lines[1] == "common settings: upd_a=Sqrt"
+    assert lines[2].split()[:3] == ["filter", "N", "infl"]
+    first = lines[4].split()  # after the header's rule
     assert first[:2] == ["EnKF", "15"] and first[2] != "1.0"
     with pytest.raises(ValueError, match="no such setting"):
         res.best(over="loc_rad")
