@@ -82,21 +82,7 @@ def fit_model(modules: Sequence[torch.nn.Module], loss_fn: Callable[[tuple], tor
     bar = tqdm(range(cfg.epochs), desc="training", disable=not show, leave=False)
     start = time.perf_counter()
     for epoch in bar:
-        for m in modules:
-            m.train()
-        total, count = 0.0, 0
-        for batch in batches(train_data, cfg.batch_size, gen):
-            opt.zero_grad()
-            loss = loss_fn(batch)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"training loss is {float(loss)} at epoch {epoch}")
-            loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            opt.step()
-            total += float(loss.detach()) * batch[0].shape[0]
-            count += batch[0].shape[0]
-        hist.train.append(total / count)
+        hist.train.append(_train_epoch(modules, loss_fn, train_data, cfg, opt, params, gen, epoch))
         for m in modules:
             m.eval()
         val = _mean_loss(loss_fn, val_data, cfg.batch_size) if val_data is not None else hist.train[-1]
@@ -104,10 +90,7 @@ def fit_model(modules: Sequence[torch.nn.Module], loss_fn: Callable[[tuple], tor
         bar.set_postfix(train=f"{hist.train[-1]:.4g}", val=f"{val:.4g}", refresh=False)
         if val < best:
             best, waited, hist.best_epoch = val, 0, epoch
-            best_state = [copy.deepcopy(m.state_dict()) for m in modules]
-            if cfg.checkpoint is not None:
-                Path(cfg.checkpoint).parent.mkdir(parents=True, exist_ok=True)
-                torch.save(best_state, cfg.checkpoint)
+            best_state = _keep_best(modules, cfg.checkpoint)
         else:
             waited += 1
             if cfg.patience and waited >= cfg.patience:
@@ -123,6 +106,36 @@ def fit_model(modules: Sequence[torch.nn.Module], loss_fn: Callable[[tuple], tor
             m.load_state_dict(state)
     hist.seconds = time.perf_counter() - start
     return hist
+
+
+def _train_epoch(modules: Sequence[torch.nn.Module], loss_fn: Callable[[tuple], torch.Tensor],
+                 train_data: Sequence[torch.Tensor], cfg: TrainConfig, opt: torch.optim.Optimizer,
+                 params: list[torch.nn.Parameter], gen: torch.Generator, epoch: int) -> float:
+    """One pass over shuffled mini-batches of ``train_data``; the mean training loss."""
+    for m in modules:
+        m.train()
+    total, count = 0.0, 0
+    for batch in batches(train_data, cfg.batch_size, gen):
+        opt.zero_grad()
+        loss = loss_fn(batch)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"training loss is {float(loss)} at epoch {epoch}")
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        opt.step()
+        total += float(loss.detach()) * batch[0].shape[0]
+        count += batch[0].shape[0]
+    return total / count
+
+
+def _keep_best(modules: Sequence[torch.nn.Module], checkpoint) -> list[dict]:
+    """Copies of the modules' states (written to ``checkpoint`` when one is given)."""
+    state = [copy.deepcopy(m.state_dict()) for m in modules]
+    if checkpoint is not None:
+        Path(checkpoint).parent.mkdir(parents=True, exist_ok=True)
+        torch.save(state, checkpoint)
+    return state
 
 
 def fit_in_stages(modules: Sequence[torch.nn.Module], loss_fn: Callable[[tuple], torch.Tensor],
