@@ -5,12 +5,14 @@
 #               suite: what CI runs (.ci/run, where a test skipped for a missing extra is an error)
 #   make venv EXTRAS=all   the heavy extras on demand: atmos (Dedalus, needs the system packages),
 #               kolmogorov (jax, jax-cfd), mpi (mpi4py, needs an MPI), dapper, test, docs; or a list
+#   make docs   the documentation site in build/site/ (mkdocs build --strict, the docs extra): what CI
+#               builds after `make test`
 SHELL  := /bin/bash
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 # The extras `make test` installs; without root, atmos and mpi only where their system packages are.
-EXTRAS ?= test,dapper,kolmogorov,atmos,mpi
+EXTRAS ?= test,dapper,kolmogorov,atmos,mpi,docs
 # More pip options for every install (e.g. another index, --find-links DIR).
 PIP_ARGS ?=
 DEPS   := setup.cfg setup.py constraints.txt
@@ -20,7 +22,7 @@ space  := $(empty) $(empty)
 stamp   = $(VENV)/.installed-$(or $(subst $(space),-,$(strip $(1))),core)
 LOG    := @echo "[dafilters]"
 
-.PHONY: demo test test-slow lint bench venv clean sysdeps
+.PHONY: demo test test-slow lint bench venv clean sysdeps docs
 
 # System packages: an MPI from Debian for mpi4py (the `mpi` extra builds against it), and FFTW with
 # its MPI part and a C compiler for Dedalus (the `atmos` extra builds from source against both).
@@ -105,6 +107,12 @@ test: lint
 
 test-slow: $(TEST_STAMP)
 	$(BIN)/python -m pytest -n 2 -q -m slow
+
+# The docs need the docs extra: the venv `make test` installed has it, else it is installed alone.
+DOCS_STAMP := $(if $(and $(wildcard $(TEST_STAMP)),$(filter docs,$(TEST_EXTRAS))),$(TEST_STAMP),$(call stamp,docs))
+docs: $(DOCS_STAMP)
+	$(LOG) "the documentation site (mkdocs build --strict, into build/site/)"
+	@$(BIN)/mkdocs build --strict
 
 bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/vs_dapper.py --markdown

@@ -7,6 +7,7 @@ Examples::
     dafilters run mods.Lorenz96.sakov2008 "EnKF('Sqrt', N=40, infl=1.01)" --Ko 5000 --save out/
     dafilters table out/ --best-over infl            # the table of runs saved in a folder
     dafilters plot out/ --x N --png rmse_vs_N.png    # a metric against a setting, per filter
+    dafilters plot out/ --kind time rank             # rmse and spread against time, rank histograms
     dafilters tune mods.Lorenz96.sakov2008 "EnKF('Sqrt', N=20)" --n-trials 30 --plot figs/
     dafilters export out/ out.nc                     # saved runs as a netCDF data set (xarray)
     dafilters list                                   # the filters and model settings
@@ -17,11 +18,13 @@ from __future__ import annotations
 import argparse
 import ast
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from .catalog import model_settings, summary
+from .cli_plot import add_plot_parser
 from .experiments import Experiments, Results
 from .filters.base import Filter
 from .filters.defaults import field_defaults, non_default
@@ -41,20 +44,41 @@ def filter_classes() -> dict[str, type[Filter]]:
 
 
 def load_hmm(path: str) -> HMM:
-    """The ``HMM`` of a setting module, e.g. ``mods.Lorenz63.sakov2012`` (``mods.`` optional)."""
+    """The ``HMM`` defined by a setting module: a built-in one, ``mods.Lorenz63.sakov2012``
+    (``mods.`` optional), or any importable module, e.g. a user's ``mymodels.smith2020``.
+
+    A module is imported as Python would (installed packages, ``PYTHONPATH``) and, failing that,
+    from the current folder (which the ``dafilters`` command does not search otherwise); a path
+    to a file, ``mymodels/smith2020.py``, is read as its module name.
+    """
+    if path.endswith(".py"):
+        path = path[:-3].replace("\\", "/").strip("/").replace("/", ".")
     candidates = [path] if path.startswith("mods.") else [f"mods.{path}", path]
-    for name in candidates:
+    module = _import_first(candidates)
+    if module is None and os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.append(os.getcwd())  # kept: worker processes import the module too
+        module = _import_first(candidates)
+    if module is None:
+        raise SystemExit(f"error: no model setting module named {path!r}: give an importable "
+                         "module that defines HMM, e.g. mods.Lorenz63.sakov2012, or mypackage.setting "
+                         "(installed, on PYTHONPATH or in the current folder)")
+    hmm = getattr(module, "HMM", None)
+    if not isinstance(hmm, HMM):
+        raise SystemExit(f"error: module {module.__name__} defines no HMM (a dafilters.HMM named HMM)")
+    return hmm
+
+
+def _import_first(names: Sequence[str]) -> Any:
+    """The first of the modules ``names`` that exists, or ``None``; an import error inside one
+    (a missing dependency) is raised."""
+    for name in names:
         try:
-            module = importlib.import_module(name)
+            return importlib.import_module(name)
         except ModuleNotFoundError as err:
             if err.name is not None and name.startswith(err.name):
                 continue
             raise
-        hmm = getattr(module, "HMM", None)
-        if not isinstance(hmm, HMM):
-            raise SystemExit(f"error: module {name} defines no HMM")
-        return hmm
-    raise SystemExit(f"error: no model setting module named {path!r} (e.g. mods.Lorenz63.sakov2012)")
+    return None
 
 
 #: What :func:`parse_filter` refuses, by the kind of syntax node.
@@ -219,14 +243,6 @@ def _cmd_export(args: argparse.Namespace) -> None:
           f"x {ds.sizes['ko']} cycles")
 
 
-def _cmd_plot(args: argparse.Namespace) -> None:
-    from .plots import plot_results
-
-    path = plot_results(Results.load(args.folder), args.png, x=args.x, metric=args.metric,
-                        best_over=args.best_over or None)
-    print(f"saved {path}")
-
-
 def _cmd_tune(args: argparse.Namespace) -> None:
     from .tuning import tune
 
@@ -314,13 +330,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--best-over", **best)
     p.set_defaults(func=_cmd_table)
 
-    p = sub.add_parser("plot", help="plot a metric against a setting from saved runs (PNG)")
-    p.add_argument("folder")
-    p.add_argument("--x", default="N", help="setting on the horizontal axis (default N)")
-    p.add_argument("--metric", default="rmse.a")
-    p.add_argument("--best-over", **best)
-    p.add_argument("--png", default="results.png", help="output file")
-    p.set_defaults(func=_cmd_plot)
+    add_plot_parser(sub)  # dafilters/cli_plot.py
 
     p = sub.add_parser("tune", help="tune a filter's hyper-parameters with Optuna")
     p.add_argument("model", **model)

@@ -288,8 +288,8 @@ def from_dapper(H: Any, name: str | None = None) -> HMM:
             ``"dapper:Lorenz63.sakov2012"``).
 
     Raises:
-        TypeError: if ``H`` is not a DAPPER HMM. NotImplementedError: for non-Gaussian model or
-        observation noise.
+        TypeError: if ``H`` is not a DAPPER HMM.
+        NotImplementedError: for non-Gaussian model or observation noise.
     """
     modelling = import_dapper("dapper.mods")
     if not isinstance(H, modelling.HiddenMarkovModel):
