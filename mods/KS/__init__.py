@@ -71,7 +71,7 @@ class KS(Dynamics):
     """
 
     def __init__(self, Nx: int = 128, L: float = 32 * np.pi, noise=None):
-        super().__init__(Nx, noise=noise)
+        super().__init__(Nx, noise=noise, domain="ring")
         self.L = float(L)
 
     def step(self, E: np.ndarray, t: float, dt: float) -> np.ndarray:
