@@ -133,13 +133,7 @@ def load_record(path: Path) -> dict | None:
     try:
         record = read_record(path)
     except BadRecord as err:
-        aside = path.with_name(path.name + ".corrupt")
-        try:
-            os.replace(path, aside)
-            where = f"moved to {aside.name}"
-        except OSError as move_err:
-            where = f"could not be moved aside: {move_err}"
-        warnings.warn(f"{err}; {where}, the run is computed again", BadRecordWarning, stacklevel=2)
+        _move_aside(path, str(err), "the run is computed again")
         return None
     return None if record.get("status") == "error" else record
 
