@@ -123,3 +123,67 @@ def test_threaded_local_analyses_give_the_same_analysis(rng):
     Ny = len(coords[::3])
     args = (E, E[:, ::3], rng.standard_normal(Ny), np.ones(Ny), idx, coeff)
     np.testing.assert_array_equal(letkf_update(*args, threads=1), letkf_update(*args, threads=2))
+
+
+def _psd_stack(rng, b, N, L, scale):
+    """``b`` matrices ``S S^T`` with ``S`` ``(N, L)`` of centred rows (like the LETKF's)."""
+    S = rng.standard_normal((b, N, L)) * scale
+    S -= S.mean(axis=1, keepdims=True)
+    return S @ np.transpose(S, (0, 2, 1))
+
+
+@pytest.mark.parametrize("N", [3, 7, 20, 40, 80])
+def test_polynomial_inverse_square_root_is_exact_to_round_off(rng, N):
+    from dafilters.filters.letkf import inv_sqrt_shift_poly
+
+    for scale in (0.0, 1e-6, 1e-3, 0.01, 0.03, 0.06, 0.1):
+        C = _psd_stack(rng, 32, N, 30, scale)
+        out = inv_sqrt_shift_poly(C)
+        f = np.sqrt((C * C).sum(axis=(1, 2))).max()
+        if f > 2:  # beyond the polynomial's range
+            assert out is None
+            continue
+        Z, s = out
+        d, V = np.linalg.eigh(C + np.eye(N))
+        ref = (V / np.sqrt(d)[:, None, :]) @ np.transpose(V, (0, 2, 1))
+        np.testing.assert_allclose(s * Z, ref, rtol=0, atol=5e-15)
+
+
+def test_polynomial_coefficients_are_within_round_off_on_their_interval():
+    """Every tabulated polynomial approximates (1 - x)^(-1/2) on [-rho, rho] to float64 round-off,
+    and its Chebyshev coefficients (closed form) agree with an interpolation's."""
+    from numpy.polynomial import chebyshev
+
+    from dafilters.filters import letkf
+
+    for level in (0, 3, 8, 20, 60, 200):
+        rho = letkf.POLY_R_MAX * 2.0 ** (-level / letkf.POLY_LEVELS)
+        m, s, q = letkf._poly_coefficients(level)
+        assert m.shape == (q, s)
+        x = np.linspace(-rho, rho, 4001)
+        exact = (1 - x.astype(np.longdouble)) ** -0.5
+        err = np.abs(np.polynomial.polynomial.polyval(x, m.ravel()) - exact) / exact
+        assert float(err.max()) < 1e-15
+        c = letkf._chebyshev_coefficients(rho, 12)
+        ref = chebyshev.chebinterpolate(lambda u, rho=rho: (1 - rho * u) ** -0.5, 40)[:12]
+        np.testing.assert_allclose(c, ref, rtol=0, atol=2e-15)
+
+
+def test_update_equals_the_newton_schulz_form_to_round_off(rng, monkeypatch):
+    """The analysis with the polynomial equals the form before it (Newton-Schulz or eigh from
+    dafilters.spd for every local matrix) to round-off, also with inflation folded in."""
+    from dafilters.filters import letkf
+    from dafilters.filters.enkf import post_process
+    from dafilters.localization import local_observations
+
+    N, Nx = 20, 80
+    coords = np.arange(Nx, dtype=float)[:, None]
+    idx, coeff = local_observations(coords, coords, (Nx,), radius=4.0, batch=2)
+    for spread in (0.05, 0.3, 1.0, 3.0):  # the last has local norms beyond the polynomial's range
+        E = rng.standard_normal(Nx) + spread * rng.standard_normal((N, Nx))
+        args = (E, E + 0.1, rng.standard_normal(Nx), np.full(Nx, 0.5), idx, coeff, 2)
+        new = letkf_update(*args, infl=1.05)
+        monkeypatch.setattr(letkf, "USE_POLY", False)
+        old = post_process(letkf_update(*args), 1.05, False, None)
+        monkeypatch.setattr(letkf, "USE_POLY", True)
+        np.testing.assert_allclose(new, old, rtol=0, atol=1e-13 * max(1.0, spread))
