@@ -79,7 +79,7 @@ def short_ssls_twin():
 
 def test_filter_tracks_and_is_reproducible(short_ssls_twin):
     hmm, xx, yy = short_ssls_twin
-    flt = SSLS(N=30, first_steps=100, train_steps=10, langevin_steps=50)
+    flt = SSLS.cheap(N=30, first_steps=100, train_steps=10, langevin_steps=50)
     a = flt.assimilate(hmm, xx, yy, seed=2).averages()
     clim = daf.Climatology().assimilate(hmm, xx, yy, seed=2).averages()
     assert np.isfinite(a["rmse.a"]) and a["rmse.a"] < 0.5 * clim["rmse.a"], (a, clim)
@@ -94,7 +94,7 @@ def test_mlp_net_on_a_non_periodic_model():
 
     hmm = sakov2012.HMM.replace(tseq=daf.Chronology(0.01, dko=25, Ko=20, BurnIn=1.0))
     xx, yy = hmm.simulate(seed=1)
-    flt = SSLS(N=20, first_steps=50, train_steps=5, langevin_steps=30, step=0.05)
+    flt = SSLS.cheap(N=20, first_steps=50, train_steps=5, langevin_steps=30, step=0.05)
     assert flt._net_kind(daf.Context(hmm=hmm, rng=np.random.default_rng(0), seed=0)) == "mlp"
     assert np.isfinite(flt.assimilate(hmm, xx, yy, seed=1).averages()["rmse.a"])
 
@@ -105,7 +105,9 @@ def test_validation_names_the_problem():
     with pytest.raises(ValueError, match="langevin_steps"):
         SSLS(langevin_steps=-1)
     with pytest.raises(ValueError, match="unknown net"):
-        SSLS(net="unet")
+        SSLS(net="resnet")
+    with pytest.raises(ValueError, match="unknown space"):
+        SSLS(space="latent")
     with pytest.raises(ValueError, match="dtype"):
         SSLS(dtype="float16")
     with pytest.raises(ValueError, match="clip"):
@@ -120,8 +122,67 @@ def test_score_filters_run_beside_classical_ones_in_experiments(short_ssls_twin,
     hmm = short_ssls_twin[0]
     xps = daf.Experiments(
         hmm, [daf.EnKF("Sqrt", N=20, infl=1.02), daf.APF(N=100, reg=0.5),
-              daf.EnSF(N=20, steps=50), SSLS(N=20, first_steps=50, train_steps=5, langevin_steps=30)],
+              daf.EnSF(N=20, steps=50), SSLS.cheap(N=20, first_steps=50, train_steps=5, langevin_steps=30)],
         seeds=[1], save_to=tmp_path)
     res = xps.run(progress=False)
     frame = res.frame()
     assert len(frame) == 4 and frame["rmse.a"].notna().all(), frame
+
+
+def test_defaults_are_the_reference_codes_and_cheap_keeps_the_earlier_ones():
+    """configs/lorenz96.json of github.com/burning489/SSLS: denoising sigma 0.1, 200 epochs of
+    500 members in batches of 200 (600 steps) at lr 1e-3, U-Net (32, 64, 128), 500 Langevin steps
+    of 1e-3 in the state, gradient RMS clipped at 10."""
+    f = SSLS()
+    assert (f.sigma, f.train_steps, f.first_steps, f.batch, f.lr) == (0.1, 600, 600, 200, 1e-3)
+    assert (f.langevin_steps, f.step, f.clip, f.space, f.fresh_optimizer) == (500, 1e-3, 10.0, "state", True)
+    c = SSLS.cheap(N=7)
+    assert (c.N, c.sigma, c.train_steps, c.first_steps, c.batch, c.lr) == (7, 0.3, 20, 200, 256, 2e-3)
+    assert (c.langevin_steps, c.step, c.net, c.space, c.fresh_optimizer) == (100, 0.1, "auto-conv", "standardised", False)
+    ctx = daf.Context(hmm=ssls.HMM, rng=np.random.default_rng(0), seed=0)
+    assert f._net_kind(ctx) == "unet"  # Nx = 20 on a ring
+    ctx42 = daf.Context(hmm=ssls.build(Nx=42), rng=np.random.default_rng(0), seed=0)
+    assert f._net_kind(ctx42) == "conv"  # not a multiple of 4
+    assert c._net_kind(ctx) == "conv"
+
+
+def test_unet_shapes_and_reference_parameter_count():
+    from dafilters.filters.ssls_unet import UNet1D
+
+    net = UNet1D()
+    x = torch.randn(5, 20)
+    assert net(x).shape == (5, 20) and net(x[0:1]).shape == (1, 20)
+    # as many parameters as the reference's UNet1D(channels=[32, 64, 128]) (counted on its code)
+    n = sum(p.numel() for p in net.parameters())
+    assert n == 163_297, n
+    with pytest.raises(ValueError, match="multiple of 4"):
+        net(torch.randn(2, 22))
+
+
+def test_reference_regime_truth_starts_near_the_fixed_point():
+    hmm = ssls.reference(sigma=1.0)
+    assert hmm.tseq.Ko == 100 and hmm.tseq.BurnIn == 0.0 and hmm.Nx == 20
+    np.testing.assert_allclose(hmm.prior.mean, 2.0)
+    xx, yy = hmm.simulate(seed=3)
+    np.testing.assert_allclose(xx[0], np.r_[8.01, np.full(19, 8.0)])
+    assert xx.shape == (102, 20) and yy.shape == (101, 20)
+    assert hmm.fingerprint() != ssls.build(sigma=1.0, Ko=100, burn_in_cycles=0).fingerprint()
+    assert hmm.fingerprint() != ssls.reference(sigma=1.0, steps=50).fingerprint()
+    assert hmm.replace(tseq=dict(Ko=10)).truth_x0[0] == 8.01
+
+
+def test_reference_settings_run_a_few_cycles():
+    hmm = ssls.reference(sigma=1.0, steps=2)
+    xx, yy = hmm.simulate(seed=0)
+    st = SSLS(N=20, train_steps=3, first_steps=3, langevin_steps=5).assimilate(hmm, xx, yy, seed=0)
+    assert np.isfinite(st.series["rmse.a"]).all()
+
+
+def test_cheap_ssls_approaches_the_kalman_filter_on_a_linear_gaussian_model():
+    from mods.LinearGauss import build as linear_gauss
+
+    hmm = linear_gauss(Ko=30, BurnIn=3)
+    xx, yy = hmm.simulate(2)
+    kf = daf.KalmanFilter().assimilate(hmm, xx, yy).averages()["rmse.a"]
+    a = SSLS.cheap(N=100, langevin_steps=100, step=0.05).assimilate(hmm, xx, yy, seed=1).averages()
+    assert a["rmse.a"] < 1.3 * kf, (a, kf)
