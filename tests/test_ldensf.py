@@ -255,3 +255,30 @@ def test_runs_in_experiments_and_refuses_other_hmms(trained, tmp_path):
         loaded.assimilate(other, *other.simulate(0))
     with pytest.raises(ValueError, match="dko=5"):
         loaded.check_hmm(xiao2026.build(n=n, Ko=7, dko=5))
+
+
+def test_reconstruction_floor_is_decode_of_encode(trained):
+    hmm, flt = trained
+    xx, _ = hmm.simulate(3)
+    X = xx[hmm.tseq.kko]
+    floor = flt.reconstruction_error(hmm, X, batch=3)
+    assert set(floor) == {"rmse", "rel_rmse", "param_err"}
+    assert all(v.shape == (len(X),) and np.isfinite(v).all() for v in floor.values())
+    with torch.no_grad():
+        basis = flt.nets["ldnet"].decoder.basis(torch.as_tensor(hmm.dyn.coords[:n * n], dtype=torch.float32))
+        R = flt.decode(flt.encode(X), basis)
+    e = R[:, :-1] - X[:, :-1]
+    np.testing.assert_allclose(floor["rmse"], np.sqrt(np.mean(e**2, 1)), rtol=1e-6)
+    np.testing.assert_allclose(floor["rel_rmse"], floor["rmse"] / np.sqrt(np.mean(X[:, :-1] ** 2, 1)), rtol=1e-9)
+    np.testing.assert_allclose(floor["param_err"], np.abs(R[:, -1] - X[:, -1]), rtol=1e-6)
+
+
+def test_reference_regime_has_one_initial_condition(kolmogorov):
+    """vort_std=0: the LD-EnSF reference's data (one initial condition, only Re varies)."""
+    from mods.Kolmogorov import xiao2026
+
+    hmm = xiao2026.build(n=n, Ko=2, vort_std=0)
+    E = hmm.prior.sample(5, np.random.default_rng(0))
+    np.testing.assert_array_equal(E[:, :-1], np.broadcast_to(E[0, :-1], E[:, :-1].shape))
+    assert np.ptp(E[:, -1]) > 0
+    assert "vort_std=0" in hmm.name and hmm.fingerprint() != xiao2026.build(n=n, Ko=2).fingerprint()

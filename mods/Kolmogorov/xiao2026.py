@@ -25,6 +25,15 @@ then spreads trajectories (and members) apart within a few time units. Truth and
 are drawn from the prior independently. A larger ``vort_std`` (e.g. 1) makes the states explore
 the whole attractor, which a latent model trained on a few dozen trajectories does not cover.
 
+**The reference's regime** (``build(vort_std=0)``): every trajectory (truth, members, training
+data) starts from the one spun-up state and only :math:`Re` varies, as the LD-EnSF reference's
+data (``kolmogorov_flow/data_generation.py`` of github.com/pengpeng-xiao/ld-ensf: one
+``filtered_velocity_field`` from ``PRNGKey(42)``, ``Re ~ U(500, 1500)``, each trajectory spun up
+at its own Re) -- a one-parameter family, easier for a latent model than the default
+``vort_std = 0.1``. The reference scores the *relative* RMSE ``sqrt(mean(e^2) / mean(x^2))`` of the
+field (``kolmogorov_flow/ldensf_assimilation.py``), beside the floor ``decode(encode(truth))`` of
+its autoencoder (its ``rmse_state_orig``; here ``LDEnSF.reconstruction_error``).
+
 **Time.** Model step :func:`~mods.Kolmogorov.stable_dt` (0.01 at ``n = 64``), observations every
 0.2 time units (``dko = 20`` at ``n = 64``), ``Ko = 39`` (40 cycles, 8 time units: the length of
 the paper's trajectories), the first 10 cycles are burn-in (the flow adjusts to its own Reynolds

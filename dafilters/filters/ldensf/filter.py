@@ -136,6 +136,32 @@ class LDEnSF(LearnedFilter):
         ``basis`` from :meth:`FieldDecoder.basis` at the field's points."""
         return decode_states(self.nets["ldnet"], V, basis, self.training.latent_dim)
 
+    def reconstruction_error(self, hmm: HMM, xx: np.ndarray, batch: int = 256) -> dict[str, np.ndarray]:
+        r"""The autoencoder's floor: the error of ``decode(encode(x))`` for each state of ``xx``
+        ``(K, Nx)`` (e.g. a truth at the observation times), which no analysis in the latent
+        space can beat.
+
+        Returns ``{"rmse", "rel_rmse", "param_err"}``, each ``(K,)``: the field's RMSE, its
+        relative RMSE :math:`\sqrt{\mathrm{mean}(e^2)/\mathrm{mean}(x^2)}` over the field (the
+        LD-EnSF reference code's metric, ``kolmogorov_flow/ldensf_assimilation.py``), and the RMS
+        error of the parameters (``nan`` without parameters).
+        """
+        self.check_hmm(hmm)
+        X = np.atleast_2d(np.asarray(xx, dtype=float))
+        nf = self.spec["n_field"]
+        coords = as_tensor(hmm.dyn.coords[:nf], self.device)
+        for net in self.nets.values():
+            net.eval()
+        with torch.no_grad():
+            basis = self.nets["ldnet"].decoder.basis(coords)
+            R = np.concatenate([self.decode(self.encode(X[i:i + batch]), basis)
+                                for i in range(0, len(X), batch)])
+        e = R - X
+        mse = np.mean(e[:, :nf] ** 2, axis=1)
+        param = np.sqrt(np.mean(e[:, nf:] ** 2, axis=1)) if X.shape[1] > nf else np.full(len(X), np.nan)
+        return {"rmse": np.sqrt(mse), "rel_rmse": np.sqrt(mse / np.mean(X[:, :nf] ** 2, axis=1)),
+                "param_err": param}
+
     def encode_history(self, ys: list[torch.Tensor]) -> torch.Tensor:
         """The LSTM's estimate ``(latent_dim + n_params,)`` from standardised observations."""
         return self.nets["lstm"](history_tensor(ys, self.training.history)[None])[0]
