@@ -96,8 +96,8 @@ demo: $(CORE_STAMP)
 	@$(BIN)/dafilters demo
 
 lint: $(TEST_STAMP)
-	@$(if $(LEFT_OUT),echo "[dafilters] note: without the system packages $(SYSPKGS)," \
-	  "make test leaves out the extras $(LEFT_OUT): their tests are skipped (as root: make sysdeps)")
+	@$(if $(LEFT_OUT),echo "[dafilters] note: without the system packages $(SYSPKGS)$(comma)" \
+	  "make test leaves out the extras $(LEFT_OUT): their tests are skipped (as root: make sysdeps)",true)
 	$(LOG) "lint (ruff)"
 	@$(BIN)/ruff check .
 
