@@ -239,3 +239,40 @@ def test_import_dafilters_does_not_import_torch_and_exports_are_lazy():
             "from dafilters import EnSF; assert 'torch' in sys.modules; print(EnSF.__module__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "dafilters.filters.ensf"
+
+
+def test_paired_score_leaves_unobserved_components_at_their_members():
+    """Why EnSF's spread exceeds the Kalman filter's where few components are observed: the
+    paired prior score is isotropic about each member and the likelihood score is zero on the
+    unobserved components, so the reverse SDE returns each sample's unobserved components to its
+    own member (plus noise of variance about eps_b): no update through the prior's correlations."""
+    hmm = linear_gauss(Nx=6, obs_every=3)
+    obs = hmm.obs
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((6, 6))
+    X = torch.as_tensor(rng.multivariate_normal(np.zeros(6), A @ A.T + np.eye(6), size=2000))
+    y = torch.as_tensor(obs.sample(np.ones(6), 0, rng))
+    Z = ensf_sample(X, lambda Z: obs.grad_loglik(y, Z, 0), 200, 0.5, 0.025,
+                    generators=[torch.Generator().manual_seed(1)])
+    free = [1, 2, 4, 5]
+    d = (Z - X)[:, free]
+    assert abs(float(d.mean())) < 0.02 and float(d.var()) < 0.05  # eps_b = 0.025
+    assert float((Z - X)[:, 3].mean()) > 0.1  # an observed one moves towards y (1.28)
+    Zm = ensf_sample(X, lambda Z: obs.grad_loglik(y, Z, 0), 200, 0.01, 0.01, "mixture",
+                     generators=[torch.Generator().manual_seed(1)])
+    assert float((Zm - X)[:, free].mean(0).abs().max()) > 0.1  # the mixture score couples them
+
+
+def test_bao2024_shock_scenario_jumps_the_truth_only():
+    from mods.Lorenz96 import bao2024
+
+    hmm, plain = bao2024.build(Nx=40, shock=True), bao2024.build(Nx=40)
+    assert hmm.dyn.__class__ is plain.dyn.__class__  # the filters' model has no shocks
+    assert hmm.fingerprint() != plain.fingerprint() and len(bao2024.SHOCKS) == 41
+    assert bao2024.SHOCKS[0] == (9, 0.2) and bao2024.SHOCKS[-1] == (1451, 0.05)
+    xx, _ = hmm.simulate(1)
+    xp, _ = plain.simulate(1)
+    np.testing.assert_array_equal(xx[:9], xp[:9])
+    assert np.abs(xx[9] - xp[9]).max() > 0.1  # 0.2 |x| N(0, 1) after step 9
+    short = bao2024.build(Nx=40, Ko=19, averaged=10, shock=True)  # K = 200: the first 6 shocks
+    assert [k for k, _ in short.truth_dyn.shocks] == [9, 38, 72, 79, 177, 191]
