@@ -3,6 +3,8 @@
     python benchmarks/ensf_scale.py                          # Nx = 10^3, 10^4, 10^5; 20 analyses
     python benchmarks/ensf_scale.py --sizes 1000000 --cycles 10 --methods EnSF
     python benchmarks/ensf_scale.py --markdown               # a table for benchmarks/README.md
+    python benchmarks/ensf_scale.py --bandwidth              # the machine's memory bandwidth
+    python benchmarks/ensf_scale.py --sampler 100000         # EnSF's sampler, fused against unfused
 
 Setting: ``mods.Lorenz96.bao2024.build(Nx)`` (RK4 dt 0.01, arctan of every variable every 10
 steps, sigma_y 0.05, truth and initial ensemble from N(0, I)). EnSF: N=20, 500 reverse steps
@@ -33,6 +35,75 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+
+def bandwidth(mib: int = 256, repeats: int = 5) -> list[dict]:
+    """Memory bandwidth in GB/s (bytes read + written per second) of torch float32 copy
+    (``a = b``) and triad (``a = b + s c``) over arrays of ``mib`` MiB, on one and on two threads
+    (the best of ``repeats``); and the same on 4 MiB arrays (one row of the EnSF at Nx = 10^6,
+    which fits in the last-level cache)."""
+    import torch
+
+    out = []
+    for size in (mib, 4):
+        n = size * 2**20 // 4
+        b, c = torch.rand(n), torch.rand(n)
+        a = torch.empty(n)
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            for name, fn, nbytes in (("copy", lambda a=a, b=b: a.copy_(b), 8 * n),
+                                     ("triad", lambda a=a, b=b, c=c: torch.add(b, c, alpha=0.5, out=a),
+                                      12 * n)):
+                reps = max(1, 256 // size)
+                fn()
+                best = np.inf
+                for _ in range(repeats):
+                    t0 = time.perf_counter()
+                    for _ in range(reps):
+                        fn()
+                    best = min(best, (time.perf_counter() - t0) / reps)
+                out.append({"MiB": size, "threads": threads, "kernel": name, "GB/s": nbytes / best / 1e9})
+    return out
+
+
+#: Bytes read and written per element and reverse step, outside the cache: unfused, the 15
+#: element-wise operations of the score and the step each read one or two arrays of a row block
+#: and write one (4 bytes a float32), plus the noise written; fused, Z read and written, X and y
+#: read (the noise, the score and the scratch stay in a tile of the core's cache).
+BYTES_PER_ELEMENT_STEP = {"unfused": 88 + 64, "fused": 16}
+
+
+def sampler_ab(Nx: int, N: int = 20, steps: int = 500, repeats: int = 2, seed: int = 0) -> list[dict]:
+    """EnSF's reverse SDE on the bao2024 setting's arctan likelihood at size ``Nx``, timed with
+    the fused sampler and without (the same inputs and noise streams, alternated ``repeats``
+    times; the samples are compared)."""
+    import torch
+
+    import dafilters as daf
+    from dafilters.filters.ensf import elementwise_likelihood, ensf_sample
+
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(N, Nx, generator=g)
+    obs = daf.ArctanObs(Nx, 0.05**2)
+    y = torch.atan(torch.randn(Nx, generator=g)) + 0.05 * torch.randn(Nx, generator=g)
+    lik = elementwise_likelihood(obs, y, 0, X)
+    times, out = {"unfused": [], "fused": []}, {}
+    for _ in range(repeats):
+        for mode in times:
+            gens = [torch.Generator().manual_seed(s) for s in (1, 2)]
+            t0, c0 = time.perf_counter(), time.process_time()
+            out[mode] = ensf_sample(X, lambda Z: obs.grad_loglik(y, Z, 0), steps, 0.5, 0.025, clip=1000.0,
+                                    generators=gens, lik=lik, fused=mode == "fused")
+            times[mode].append((time.perf_counter() - t0, time.process_time() - c0))
+    rows = []
+    for mode, tt in times.items():
+        wall, cpu = min(tt)
+        moved = BYTES_PER_ELEMENT_STEP[mode] * N * Nx
+        rows.append({"sampler": mode, "Nx": Nx, "N": N, "steps": steps, "s": wall, "cpu_s": cpu,
+                     "ms_per_step": 1e3 * wall / steps, "MB_per_step": moved / 1e6,
+                     "GB/s": moved * steps / wall / 1e9,
+                     "same_samples": bool(torch.equal(out["fused"], out["unfused"]))})
+    return rows
 
 
 def make_filter(method: str, args) -> object:
@@ -113,8 +184,24 @@ def main(argv=None) -> None:
     p.add_argument("--out", default=None, help="append JSON lines here")
     p.add_argument("--markdown", action="store_true")
     p.add_argument("--verbose", action="store_true")
+    p.add_argument("--bandwidth", action="store_true", help="measure the memory bandwidth and stop")
+    p.add_argument("--sampler", type=int, metavar="NX",
+                   help="time the fused and the unfused sampler at NX and stop")
     p.add_argument("--one", nargs=2, metavar=("METHOD", "NX"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+
+    if args.bandwidth:
+        rows = bandwidth()
+        for r in rows:
+            print(f"{r['MiB']:>4} MiB  {r['threads']} thread(s)  {r['kernel']:<6} {r['GB/s']:6.1f} GB/s")
+        return
+    if args.sampler:
+        import torch
+
+        torch.set_num_threads(2)
+        for r in sampler_ab(args.sampler, args.N, args.steps, seed=args.seed):
+            print(json.dumps(r), flush=True)
+        return
 
     if args.one:
         print(json.dumps(run_one(args.one[0], int(args.one[1]), args)), flush=True)
