@@ -40,3 +40,40 @@ def test_rk4_jacobian_lorenz96(rng):
     np.testing.assert_allclose(l96_jac(x), finite_difference(l96, x), atol=1e-7)
     M = rk4_jacobian(f, l96_jac, x, 0.0, 0.05)
     np.testing.assert_allclose(M, finite_difference(lambda z: rk4(f, z, 0.0, 0.05), x), atol=1e-7)
+
+
+def test_lorenz63_advance_equals_its_steps_bit_for_bit(rng):
+    from mods.Lorenz63 import BY_VARIABLE_FROM, advance, step, x0
+
+    for E in (x0 + rng.standard_normal((10, 3)), x0 + rng.standard_normal(3),
+              x0 + rng.standard_normal((BY_VARIABLE_FROM, 3))):
+        ref = E
+        for i in range(25):
+            ref = step(ref, 0.0, 0.01)
+        np.testing.assert_array_equal(advance(E, 0.01, 25), ref)
+
+
+def test_forecast_takes_the_exact_advance_without_model_noise(monkeypatch):
+    """The driver's default forecast calls dyn.advance once per cycle where the model says it
+    equals its steps (Lorenz-63): the runs are the same bit for bit; with model noise it steps."""
+    import dafilters as daf
+    from mods.Lorenz63 import Lorenz63, Lorenz63Dynamics, sakov2012
+
+    hmm = sakov2012.HMM.replace(tseq=dict(Ko=60, BurnIn=1.0))
+    xx, yy = hmm.simulate(2)
+    calls = []
+    advance = Lorenz63Dynamics.advance
+    monkeypatch.setattr(Lorenz63Dynamics, "advance", lambda self, *a: calls.append(a) or advance(self, *a))
+    runs = {}
+    for exact in (True, False):
+        monkeypatch.setattr(Lorenz63Dynamics, "advance_exact", exact)
+        for upd in ("Sqrt", "PertObs"):
+            runs[exact, upd] = daf.EnKF(upd, N=10, infl=1.02).assimilate(hmm, xx, yy, seed=2, keep=("mean",))
+        assert bool(calls) == exact
+        calls.clear()
+    for upd in ("Sqrt", "PertObs"):
+        np.testing.assert_array_equal(runs[True, upd].keep["mean.a"], runs[False, upd].keep["mean.a"])
+    monkeypatch.setattr(Lorenz63Dynamics, "advance_exact", True)
+    noisy = hmm.replace(dyn=Lorenz63(noise=0.1))
+    daf.EnKF("Sqrt", N=10).assimilate(noisy, *noisy.simulate(2), seed=2)
+    assert not calls
