@@ -15,6 +15,8 @@ from dafilters.filters.mnmef import (
     mnmef_update,
     spun_up_ensembles,
 )
+from dafilters.filters.mnmef.learn import WindowLoss
+from dafilters.localization import gaspari_cohn
 from dafilters.nn.config import TrainConfig
 from mods.Lorenz96 import bach2025
 
@@ -167,7 +169,7 @@ def test_hyper_parameters_and_training_settings():
     """The table columns are the filter's hyper-parameters; how it is trained is its
     ``training`` (an MNMEFTraining: data, windows, spin-up, budget, optimiser, seed)."""
     flt = MNMEF(N=10, training={"minutes": 8, "window": 12})
-    assert flt.params() == {"N": 10, "bin_width": 1.0}
+    assert flt.params() == {"N": 10, "bin_width": 1.0, "form": "increment"}
     assert isinstance(flt.training, MNMEFTraining)
     assert (flt.training.minutes, flt.training.window, flt.training.n_traj) == (8, 12, 8)
     assert (flt.training.patience, flt.training.batch_size, flt.training.spinup_rounds) == (15, 16, 2)
@@ -186,6 +188,8 @@ def test_clear_errors():
         MNMEF(training={"window": 5, "warmup": 5})
     with pytest.raises(ValueError, match="N >= 3"):
         MNMEF(N=2)
+    with pytest.raises(ValueError, match="form must be one of"):
+        MNMEF(form="gain")
     with pytest.raises(ValueError, match="lr_stages"):
         MNMEF(training={"lr_stages": 0})
     with pytest.raises(ValueError, match="detach_every must be >= 0"):
@@ -200,3 +204,114 @@ def test_clear_errors():
     with pytest.raises(ValueError, match="no training window starts after skip=200"):
         MNMEF(N=5, training={"n_traj": 1, "window": 6, "warmup": 2, "epochs": 1, "skip": 200}).fit(
             l96, progress=False)
+
+
+# -- form="reference": the paper code's corrections inside the gain ---------------------------
+def reference_nets(hmm, N, **kw):
+    flt = MNMEF(N=N, form="reference", **kw)
+    flt.spec = flt.spec_for(hmm)
+    flt.nets = flt.build(flt.spec)
+    return flt
+
+
+def test_reference_form_with_zero_corrections_is_the_localized_pertobs_enkf(hmm):
+    """Untrained (corrections zero, weights the Gaspari-Cohn taper in (0, 2)), the reference
+    form is exactly the localized perturbed-observation EnKF with the same draws."""
+    N = 12
+    flt = reference_nets(hmm, N)
+    heads = flt.nets["heads"]
+    rho = (heads.loc_max * torch.sigmoid(heads.loc.bias.detach().double())).numpy()
+    centres = np.arange(flt.spec["n_bins"]) * flt.bin_width
+    np.testing.assert_allclose(rho, np.clip(gaspari_cohn(centres / (1.82 * 3.0)), 1e-3, 2), atol=1e-6)
+    E, y, xi_o, _ = inputs(hmm, N, seed=5)
+    bxy, byy, r_std = flt.observation_layout(hmm, 0)
+    t = lambda a: torch.as_tensor(a, dtype=torch.float64)  # noqa: E731
+    nets = {k: v.double() for k, v in flt.nets.items()}
+    with torch.no_grad():
+        Ea = mnmef_update(nets, t(E)[None], t(y)[None], TorchObs(hmm.obs, 0), r_std.double(), bxy, byy,
+                          flt.spec["scale"], t(xi_o)[None], None, form="reference")[0].numpy()
+    R = hmm.obs.noise(0).full
+    D = xi_o @ np.sqrt(R)
+    D = (D - D.mean(0)) * np.sqrt(N / (N - 1))
+    Eo = hmm.obs(E, 0)
+    A, Y = E - E.mean(0), Eo - Eo.mean(0)
+    bxy, byy = bxy.numpy(), byy.numpy()
+    Pxy, Pyy = A.T @ Y / (N - 1), Y.T @ Y / (N - 1)
+    K = (rho[bxy] * Pxy) @ np.linalg.inv(rho[byy] * Pyy + R)
+    np.testing.assert_allclose(Ea, E + (y - D - Eo) @ K.T, atol=1e-9)
+    # with weights 1 everywhere: the plain PertObs EnKF
+    with torch.no_grad():
+        nets["heads"].loc.bias.fill_(0.0)  # 2 * sigmoid(0) = 1
+        Ea1 = mnmef_update(nets, t(E)[None], t(y)[None], TorchObs(hmm.obs, 0), r_std.double(),
+                           torch.as_tensor(bxy), torch.as_tensor(byy), flt.spec["scale"], t(xi_o)[None],
+                           None, form="reference")[0].numpy()
+    K = Pxy @ np.linalg.inv(Pyy + R)
+    np.testing.assert_allclose(Ea1, E + (y - D - Eo) @ K.T, atol=1e-9)
+
+
+def test_reference_form_is_permutation_equivariant(hmm):
+    N = 10
+    flt = reference_nets(hmm, N)
+    with torch.no_grad():
+        torch.nn.init.normal_(flt.nets["heads"].corr[-1].weight, std=0.05)
+    E, y, xi_o, xi_a = inputs(hmm, N, seed=1)
+    perm = np.random.default_rng(2).permutation(N)
+    t = lambda a: torch.as_tensor(a, dtype=torch.float64)[None]  # noqa: E731
+    bxy, byy, r_std = flt.observation_layout(hmm, 0)
+    nets = {k: v.double() for k, v in flt.nets.items()}
+
+    def run(E, xi_o):
+        with torch.no_grad():
+            return mnmef_update(nets, t(E), t(y), TorchObs(hmm.obs, 0), r_std.double(), bxy, byy,
+                                flt.spec["scale"], t(xi_o), None, form="reference")[0].numpy()
+
+    a, b = run(E, xi_o), run(E[perm], xi_o[perm])
+    assert not np.allclose(a, run(E, xi_o) * 0 + E)  # the corrections act
+    np.testing.assert_allclose(b, a[perm], atol=1e-9)
+
+
+@pytest.mark.parametrize("detach_every", [1, 5])
+def test_gradients_reach_every_head(hmm, detach_every):
+    """Through the training loss (detached every cycle or every 5): untrained, the zero last layer
+    of the corrections and the localization get gradients; with that layer non-zero, every
+    parameter of the set summary and the heads does."""
+    N = 6
+    flt = reference_nets(hmm, N, training={"window": 6, "warmup": 2, "detach_every": detach_every,
+                                           "d_model": 16, "heads": 2})
+    bxy, byy, r_std = flt.observation_layout(hmm, 0)
+    dko = int(hmm.tseq.kko[1] - hmm.tseq.kko[0])
+    cycle = Cycle(flt.nets, ModelForecast(hmm.dyn, dko, hmm.tseq.dt), TorchObs(hmm.obs, 0), r_std, bxy,
+                  byy, flt.spec["scale"], form="reference")
+    xx, yy = hmm.simulate(seed=4)
+    truth = torch.as_tensor(xx[hmm.tseq.kko][None, :7], dtype=torch.float32).repeat(3, 1, 1)
+    ys = torch.as_tensor(yy[None, :7], dtype=torch.float32).repeat(3, 1, 1)
+    E0 = truth[:, 0, None] + torch.randn(3, N, hmm.Nx, generator=torch.Generator().manual_seed(1))
+    loss = WindowLoss(cycle, flt.training, torch.Generator().manual_seed(0))
+    heads = flt.nets["heads"]
+    loss((truth, ys, E0)).backward()
+    assert heads.corr[-1].weight.grad.abs().sum() > 0 and heads.loc.bias.grad.abs().sum() > 0
+    for net in flt.nets.values():
+        net.zero_grad()
+    with torch.no_grad():
+        torch.nn.init.normal_(heads.corr[-1].weight, std=0.01)
+        torch.nn.init.normal_(heads.loc.weight, std=0.01)
+    loss((truth, ys, E0)).backward()
+    for name, net in flt.nets.items():
+        for pname, p in net.named_parameters():
+            assert p.grad is not None and p.grad.abs().sum() > 0, f"{name}.{pname} gets no gradient"
+
+
+def test_reference_form_trains_saves_loads_and_fine_tunes(hmm, tmp_path):
+    kw = dict(form="reference", training=dict(n_traj=1, window=6, warmup=2, stride=6, epochs=2, batch_size=4,
+                                              d_model=16, heads=2, detach_every=1))
+    flt = MNMEF(N=8, **kw).fit(hmm, progress=False)
+    assert np.isfinite(flt.training_log["train_loss"]).all()
+    assert flt.name == "MNMEF(N=8, form='reference')"
+    xx, yy = hmm.simulate(seed=3)
+    a = flt.assimilate(hmm, xx, yy, seed=3).averages()["rmse.a"]
+    flt.save(tmp_path / "r.pt")
+    assert daf.Filter.load(tmp_path / "r.pt").assimilate(hmm, xx, yy, seed=3).averages()["rmse.a"] == a
+    fine = MNMEF(N=12, **kw).fit(hmm, pretrained=flt, progress=False)
+    assert fine.training_log["summary_frozen"]
+    with pytest.raises(ValueError, match="another form"):
+        MNMEF(N=12, training=kw["training"]).fit(hmm, pretrained=flt, progress=False)

@@ -38,7 +38,8 @@ class MNMEFTraining(TrainConfig):
         detach_every: gradients flow back through at most this many cycles (the ensemble is
             detached every ``detach_every`` cycles of a window; 0: through the whole window).
             Through 20 cycles (3 time units, about 5 Lyapunov times of L96) the gradients are
-            dominated by the growth of perturbations, and the loss barely moved in training.
+            dominated by the growth of perturbations, and the loss barely moved in training. The
+            paper's code detaches every cycle (``detach_every=1``; docs/learned_filters.md).
     """
 
     n_traj: int = 8

@@ -23,7 +23,7 @@ from ..learned import LearnedFilter, hmm_spec
 from .config import MNMEFTraining
 from .learn import learn_mnmef
 from .nets import build_nets
-from .update import TorchObs, diagonal_noise, mnmef_update, observation_layout
+from .update import FORMS, TorchObs, diagonal_noise, mnmef_update, observation_layout
 
 __all__ = ["MNMEF"]
 
@@ -39,6 +39,11 @@ class MNMEF(LearnedFilter):
     Args:
         N: ensemble size.
         bin_width: width of the localization distance bins (units of ``Dynamics.coords``).
+        form: ``"increment"``: learned inflation (multiplicative and random additive),
+            localization weights in (0, 1) and a learned correction added after the update;
+            ``"reference"``: the paper code's form, corrections of the anomalies inside the gain,
+            localization weights in (0, 2), a deterministic per-member inflation (see
+            :mod:`dafilters.filters.mnmef.update`).
         device: torch device.
         training: an :class:`~dafilters.filters.mnmef.config.MNMEFTraining` (networks' size,
             data, windows, spin-up, budget, optimiser, seed), or a dict of changes to
@@ -49,6 +54,7 @@ class MNMEF(LearnedFilter):
 
     N: int = 20
     bin_width: float = 1.0
+    form: str = "increment"
     device: str = "cpu"
 
     def __post_init__(self):
@@ -57,6 +63,8 @@ class MNMEF(LearnedFilter):
         if self.N < 3:
             raise ValueError(f"MNMEF needs N >= 3 members, got N={self.N}")
         check_positive(self, "bin_width")
+        if self.form not in FORMS:
+            raise ValueError(f"MNMEF form must be one of {FORMS}, got {self.form!r}")
 
     # -- networks ---------------------------------------------------------------------------
     def spec_for(self, hmm: HMM) -> dict[str, Any]:
@@ -73,7 +81,7 @@ class MNMEF(LearnedFilter):
 
     def build(self, spec: dict[str, Any]) -> dict[str, nn.Module]:
         cfg = self.training
-        nets = build_nets(spec, cfg.d_model, cfg.heads, cfg.loc_init, self.bin_width, cfg.seed)
+        nets = build_nets(spec, cfg.d_model, cfg.heads, cfg.loc_init, self.bin_width, cfg.seed, self.form)
         return {k: v.to(self.device) for k, v in nets.items()}
 
     def observation_layout(self, hmm: HMM, ko: int, cache: dict | None = None) -> tuple:
@@ -96,13 +104,14 @@ class MNMEF(LearnedFilter):
         hmm = ctx.hmm
         bxy, byy, r_std = self.observation_layout(hmm, ko, ctx.cache.setdefault("mnmef", {}))
         xi_obs = ctx.rng.standard_normal((1, self.N, len(y)))
-        xi_add = ctx.rng.standard_normal((1, self.N, hmm.Nx))
+        xi_add = ctx.rng.standard_normal((1, self.N, hmm.Nx)) if self.form == "increment" else None
         for net in self.nets.values():
             net.eval()
         dev = self.device
         with torch.no_grad():
             Ea = mnmef_update(self.nets, _tensor(E, dev)[None], _tensor(y, dev)[None], TorchObs(hmm.obs, ko),
-                              r_std, bxy, byy, self.spec["scale"], _tensor(xi_obs, dev), _tensor(xi_add, dev))
+                              r_std, bxy, byy, self.spec["scale"], _tensor(xi_obs, dev),
+                              None if xi_add is None else _tensor(xi_add, dev), self.form)
         return Ea[0].double().cpu().numpy()
 
     # -- training ---------------------------------------------------------------------------

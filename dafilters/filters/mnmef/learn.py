@@ -76,16 +76,18 @@ class Cycle:
     bins_xy: torch.Tensor
     bins_yy: torch.Tensor
     scale: float
+    form: str = "increment"
 
     def __call__(self, E: torch.Tensor, y: torch.Tensor, xi_obs: torch.Tensor,
-                 xi_add: torch.Tensor) -> torch.Tensor:
+                 xi_add: torch.Tensor | None) -> torch.Tensor:
         return mnmef_update(self.nets, self.forecast(E), y, self.h, self.r_std, self.bins_xy,
-                            self.bins_yy, self.scale, xi_obs, xi_add)
+                            self.bins_yy, self.scale, xi_obs, xi_add, self.form)
 
 
 def spun_up_ensembles(cycle: Cycle, truth: torch.Tensor, yy: torch.Tensor, N: int,
                       init_spread: float, gen: torch.Generator) -> torch.Tensor:
-    """Run the MNMEF (no gradients) along whole trajectories and return every analysis ensemble.
+    """Run the MNMEF (in inference mode: no graph) along whole trajectories and return every
+    analysis ensemble (an ordinary tensor, usable in training).
 
     Args:
         truth: ``(B, K+1, Nx)`` at the observation times (only ``truth[:, 0]`` is used: the
@@ -97,12 +99,13 @@ def spun_up_ensembles(cycle: Cycle, truth: torch.Tensor, yy: torch.Tensor, N: in
     B, K1, Nx = truth.shape
     E = truth[:, 0, None] + init_spread * torch.randn(B, N, Nx, generator=gen)
     out = [E]
-    with torch.no_grad():
+    with torch.inference_mode():
         for k in range(1, K1):
             E = cycle(E, yy[:, k], torch.randn(B, N, yy.shape[-1], generator=gen),
                       torch.randn(B, N, Nx, generator=gen))
             out.append(E)
-    return torch.stack(out, 1)
+        ens = torch.stack(out, 1)
+    return ens.clone()  # outside inference mode: an ordinary tensor
 
 
 @dataclass
@@ -161,16 +164,28 @@ class WindowLoss:
     def __init__(self, cycle: Cycle, cfg: MNMEFTraining, gen: torch.Generator, device: str = "cpu"):
         self.cycle, self.gen, self.device = cycle, gen, device
         self.window, self.warmup, self.detach_every = cfg.window, cfg.warmup, cfg.detach_every
+        self.draw_add = cycle.form == "increment"  # the reference form has no random inflation
+        # the error of a cycle whose ensemble is then detached keeps its gradient (as in the
+        # reference, which detaches after storing the analysis); the increment form keeps the
+        # order its recorded figures were trained with (the error after the cut, no gradient)
+        self.error_first = cycle.form == "reference" or self.detach_every == 1
+        # cycles whose graph is cut before the first loss term need no graph (same values and
+        # gradients, less work): with detach_every = 1 the whole warm-up
+        d = self.detach_every
+        self.no_graph_until = (self.warmup // d) * d if d else 0
 
     def __call__(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         truth, ys, E, *noise = (b.to(self.device) for b in batch)
         errs = []
         for k in range(1, self.window + 1):
             xi_obs, xi_add = self.perturbations(noise, k, E.shape, ys.shape[-1])
-            E = self.cycle(E, ys[:, k], xi_obs, xi_add)
+            with torch.set_grad_enabled(torch.is_grad_enabled() and k > self.no_graph_until):
+                E = self.cycle(E, ys[:, k], xi_obs, xi_add)
+            if self.error_first and k > self.warmup:
+                errs.append(((E.mean(1) - truth[:, k]) ** 2).mean(-1).sqrt())
             if self.detach_every and k % self.detach_every == 0:
                 E = E.detach()  # truncated backpropagation through the chaotic forecasts
-            if k > self.warmup:
+            if not self.error_first and k > self.warmup:
                 errs.append(((E.mean(1) - truth[:, k]) ** 2).mean(-1).sqrt())
         return torch.stack(errs).mean() / self.cycle.scale
 
@@ -180,7 +195,8 @@ class WindowLoss:
         if noise:
             return noise[0][:, k - 1], noise[1][:, k - 1]
         B, N, Nx = shape
-        return torch.randn(B, N, Ny, generator=self.gen), torch.randn(B, N, Nx, generator=self.gen)
+        xi_obs = torch.randn(B, N, Ny, generator=self.gen)
+        return xi_obs, torch.randn(B, N, Nx, generator=self.gen) if self.draw_add else None
 
 
 def train_rounds(cycle: Cycle, data: TrainingWindows, cfg: MNMEFTraining, N: int,
@@ -208,6 +224,9 @@ def start_from(pretrained: MNMEF, nets: dict[str, nn.Module], spec: dict[str, An
     same = pretrained.spec["fingerprint"] == spec["fingerprint"]
     if not same or pretrained.spec["n_bins"] != spec["n_bins"]:
         raise ValueError(f"the pretrained MNMEF was trained for {pretrained.spec['name']}, not {hmm.name}")
+    if type(pretrained.nets["heads"]) is not type(nets["heads"]):
+        raise ValueError("the pretrained MNMEF has another form (its heads are "
+                         f"{type(pretrained.nets['heads']).__name__}, these {type(nets['heads']).__name__})")
     for name, net in nets.items():
         net.load_state_dict(pretrained.nets[name].state_dict())
     frozen = list(nets["summary"].parameters()) if freeze_summary else []
@@ -226,7 +245,8 @@ def learn_mnmef(flt: MNMEF, hmm: HMM, progress: bool | None = None, cache_dir=No
         xx, yy = simulate_trajectories(hmm, cfg.n_traj, seed=cfg.seed, cache_dir=cache_dir)
         data = training_windows(xx[:, hmm.tseq.kko], yy, cfg)
         bxy, byy, r_std = flt.observation_layout(hmm, 0)
-        cycle = Cycle(flt.nets, forecast, TorchObs(hmm.obs, 0), r_std, bxy, byy, flt.spec["scale"])
+        cycle = Cycle(flt.nets, forecast, TorchObs(hmm.obs, 0), r_std, bxy, byy, flt.spec["scale"],
+                      flt.form)
         histories, n_windows = train_rounds(cycle, data, cfg, flt.N, flt.device)
     finally:
         for p in frozen:

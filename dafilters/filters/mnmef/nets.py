@@ -1,7 +1,9 @@
 """MNMEF's networks: the set summary of the ensemble and the heads that read it.
 
 :class:`SetSummary` turns the members' tokens into per-member features and an order-free summary;
-:class:`MNMEFHeads` turns those into localization weights, inflation and increment corrections.
+:class:`MNMEFHeads` turns those into localization weights, inflation and increment corrections
+(``form="increment"``), :class:`ReferenceHeads` into localization weights and the corrections of
+the anomalies inside the gain and of the members (``form="reference"``).
 :func:`build_nets` makes both for a spec, with their initial weights drawn from a seed.
 """
 
@@ -16,7 +18,7 @@ from torch import nn
 
 from ...localization import gaspari_cohn
 
-__all__ = ["SetSummary", "MNMEFHeads", "build_nets"]
+__all__ = ["SetSummary", "MNMEFHeads", "ReferenceHeads", "build_nets"]
 
 
 class SetSummary(nn.Module):
@@ -74,11 +76,65 @@ class MNMEFHeads(nn.Module):
         return rho, lam, alpha, corr
 
 
+def _logit(p: np.ndarray) -> torch.Tensor:
+    return torch.as_tensor(np.log(p / (1 - p)), dtype=torch.float32)
+
+
+def _mlp(d_in: int, d: int, d_out: int) -> nn.Sequential:
+    """Two hidden layers (as the reference's ``Simple_MLP``), the last layer zero (no output)."""
+    mlp = nn.Sequential(nn.Linear(d_in, d), nn.SiLU(), nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d_out))
+    with torch.no_grad():
+        mlp[-1].weight.zero_()
+        mlp[-1].bias.zero_()
+    return mlp
+
+
+class ReferenceHeads(nn.Module):
+    """The heads of ``form="reference"`` (the reference code's ``local_model``, ``model`` and
+    ``infl_model``): from the tokens ``T`` ``(B, N, Nx+Ny)``, member features ``H`` ``(B, N, d)``
+    and summary ``s`` ``(B, d)``,
+
+    - localization weights ``rho = loc_max * sigmoid(loc(s))`` ``(B, n_bins)``, in ``(0, loc_max)``
+      (the reference's ``loc_max_val`` = 2), starting as a Gaspari–Cohn shape of radius
+      ``loc_init``;
+    - per member, corrections of the state and observation anomalies inside the gain ``da``
+      ``(B, N, Nx)``, ``dy`` ``(B, N, Ny)`` and a deterministic additive inflation ``dx``
+      ``(B, N, Nx)``, in units of the climatological spread and the observation-error std, from
+      one MLP of ``[T_n, s]`` (the reference feeds ``[x_n, h(x_n), y, s]`` to two MLPs; one
+      shared MLP costs half the FLOPs, which dominate training time) whose last layer starts at
+      zero. The member features ``H`` are not used (``H`` is accepted for a common signature).
+    """
+
+    def __init__(self, d: int, n_bins: int, Nx: int, Ny: int, loc_init: float, bin_width: float,
+                 loc_max: float = 2.0):
+        super().__init__()
+        self.Nx, self.loc_max = Nx, loc_max
+        self.loc = nn.Linear(d, n_bins)
+        self.Ny = Ny
+        self.corr = _mlp(Nx + Ny + d, d, 2 * Nx + Ny)
+        with torch.no_grad():
+            centres = np.arange(n_bins) * bin_width
+            rho0 = np.clip(gaspari_cohn(centres / (1.82 * loc_init)), 1e-3, loc_max - 1e-3)
+            self.loc.weight.zero_()
+            self.loc.bias.copy_(_logit(rho0 / loc_max))
+
+    def forward(self, T: torch.Tensor, H: torch.Tensor, s: torch.Tensor):
+        rho = self.loc_max * torch.sigmoid(self.loc(s))
+        out = self.corr(torch.cat([T, s[:, None].expand(-1, T.shape[1], -1)], -1))
+        Nx, Ny = self.Nx, self.Ny
+        return rho, out[..., :Nx], out[..., Nx:Nx + Ny], out[..., Nx + Ny:]
+
+
 def build_nets(spec: dict[str, Any], d_model: int, heads: int, loc_init: float, bin_width: float,
-               seed: int) -> dict[str, nn.Module]:
-    """``{"summary": SetSummary, "heads": MNMEFHeads}`` for ``spec`` (``Nx``, ``Ny``, ``n_bins``),
-    their initial weights drawn from ``seed`` (the global torch stream is left as it was)."""
+               seed: int, form: str = "increment") -> dict[str, nn.Module]:
+    """``{"summary": SetSummary, "heads": MNMEFHeads}`` (``form="increment"``) or ``ReferenceHeads``
+    (``form="reference"``) for ``spec`` (``Nx``, ``Ny``, ``n_bins``), their initial weights drawn
+    from ``seed`` (the global torch stream is left as it was)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return {"summary": SetSummary(spec["Nx"] + spec["Ny"], d_model, heads),
+        summary = SetSummary(spec["Nx"] + spec["Ny"], d_model, heads)
+        if form == "reference":
+            return {"summary": summary, "heads": ReferenceHeads(d_model, spec["n_bins"], spec["Nx"],
+                                                                spec["Ny"], loc_init, bin_width)}
+        return {"summary": summary,
                 "heads": MNMEFHeads(d_model, spec["n_bins"], spec["Nx"], loc_init, bin_width)}

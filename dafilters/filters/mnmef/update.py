@@ -23,6 +23,23 @@ observations :math:`h(x_n)` and the observation :math:`y`:
    where the MLP's last layer starts at zero (and the gate :math:`g` at 1), so an untrained
    MNMEF is a localized PertObs EnKF whose correction still receives gradients (a gate starting
    at 0 in front of a random MLP blocks them: trained that way, the gate stayed near 0).
+
+That is ``form="increment"``. ``form="reference"`` (:func:`reference_update`) is the analysis of
+the paper's code (wispcarey/DALearning, ``train_test_utils.py``, ``args.v == 'CorrTerms'``): the
+corrections act *inside* the gain. From the tokens, member features and summary, per member,
+
+.. math::
+   \tilde A_n = A_n + c\,\delta a_n,\quad \tilde Y_n = Y_n + \sigma_y \circ \delta y_n,\quad
+   \tilde x_n = x_n + c\,\delta x_n,
+
+   K = (\rho_{xy} \circ \tilde A^T \tilde Y)\,(\rho_{yy} \circ \tilde Y^T \tilde Y + (N-1) R)^{-1},
+   \qquad x^a_n = \tilde x_n + K (y - D_n - h(x_n)),
+
+with localization weights :math:`\rho(s) \in (0, 2)` per distance bin and a deterministic
+per-member additive inflation :math:`\delta x_n`; no random inflation. The analysis is clamped
+to :math:`\pm 6c` (:data:`CLAMP`; the reference clamps L96 states to :math:`\pm 20`). With zero corrections
+(:math:`\delta a = \delta y = \delta x = 0`) it is exactly the localized PertObs EnKF
+(:func:`pertobs_analysis`), which is how an untrained one starts (Gaspari–Cohn weights).
 """
 
 from __future__ import annotations
@@ -37,7 +54,16 @@ from ...gaussian import Covariance
 from ...hmm import HMM, Dynamics, Observation
 from ...localization import pairwise_distances
 
-__all__ = ["mnmef_update", "distance_bins", "observation_layout", "diagonal_noise", "TorchObs"]
+#: the analysis forms: learned increments after the update, or the reference's corrections
+#: inside the gain
+FORMS = ("increment", "reference")
+#: the reference form clamps the analysis to +- CLAMP climatological standard deviations (the
+#: reference code clamps it to +-20 on L96, about 5.5 of them, against blow-ups of the unrolled
+#: filter in training)
+CLAMP = 6.0
+
+__all__ = ["mnmef_update", "reference_update", "pertobs_analysis", "FORMS", "distance_bins",
+           "observation_layout", "diagonal_noise", "TorchObs"]
 
 
 class TorchObs:
@@ -82,7 +108,7 @@ def observation_layout(dyn: Dynamics, locs: np.ndarray, R: Covariance, bin_width
 
 def mnmef_update(nets: dict[str, nn.Module], E: torch.Tensor, y: torch.Tensor, h, r_std: torch.Tensor,
                  bins_xy: torch.Tensor, bins_yy: torch.Tensor, scale: float,
-                 xi_obs: torch.Tensor, xi_add: torch.Tensor) -> torch.Tensor:
+                 xi_obs: torch.Tensor, xi_add: torch.Tensor, form: str = "increment") -> torch.Tensor:
     r"""One MNMEF analysis of a batch of ensembles (see the module docstring).
 
     Args:
@@ -92,11 +118,16 @@ def mnmef_update(nets: dict[str, nn.Module], E: torch.Tensor, y: torch.Tensor, h
         r_std: observation-error standard deviations ``(Ny,)`` (diagonal R).
         bins_xy, bins_yy: distance bins ``(Nx, Ny)``, ``(Ny, Ny)`` (long).
         scale: climatological standard deviation :math:`c` of the state.
-        xi_obs ``(B, N, Ny)``, xi_add ``(B, N, Nx)``: standard normal draws (perturbations).
+        xi_obs ``(B, N, Ny)``, xi_add ``(B, N, Nx)``: standard normal draws (perturbations;
+            ``xi_add`` is unused by ``form="reference"``).
+        form: ``"increment"`` (the nets' heads are :class:`MNMEFHeads`) or ``"reference"``
+            (:func:`reference_update`).
 
     Returns:
         The analysis ensembles ``(B, N, Nx)``.
     """
+    if form == "reference":
+        return reference_update(nets, E, y, h, r_std, bins_xy, bins_yy, scale, xi_obs)
     N = E.shape[-2]
     Eo = h(E)
     T = torch.cat([(E - E.mean(-2, keepdim=True)) / scale, (y[:, None] - Eo) / r_std], -1)
@@ -116,3 +147,55 @@ def mnmef_update(nets: dict[str, nn.Module], E: torch.Tensor, y: torch.Tensor, h
     innov = y[:, None] - D - Eo  # (B, N, Ny)
     incr = (rho[:, bins_xy] * Pxy) @ torch.linalg.solve(C, innov.transpose(-1, -2))  # (B, Nx, N)
     return E + incr.transpose(-1, -2) + corr
+
+
+def tokens(E: torch.Tensor, Eo: torch.Tensor, y: torch.Tensor, r_std: torch.Tensor,
+           scale: float) -> torch.Tensor:
+    """The set summary's tokens ``(B, N, Nx + Ny)``: normalised anomalies and innovations."""
+    return torch.cat([(E - E.mean(-2, keepdim=True)) / scale, (y[:, None] - Eo) / r_std], -1)
+
+
+def perturbations(xi_obs: torch.Tensor, r_std: torch.Tensor) -> torch.Tensor:
+    """Observation perturbations ``D`` from standard normal draws ``(B, N, Ny)``: scaled by the
+    error standard deviations, centred over the members and rescaled by ``sqrt(N/(N-1))``."""
+    N = xi_obs.shape[-2]
+    D = xi_obs * r_std
+    return (D - D.mean(-2, keepdim=True)) * math.sqrt(N / (N - 1))
+
+
+def pertobs_analysis(X: torch.Tensor, Eo: torch.Tensor, A: torch.Tensor, Y: torch.Tensor,
+                     y: torch.Tensor, rho_xy: torch.Tensor, rho_yy: torch.Tensor, r_std: torch.Tensor,
+                     D: torch.Tensor) -> torch.Tensor:
+    r"""The localized perturbed-observation analysis with given anomalies:
+    :math:`x^a_n = X_n + K(y - D_n - h_n)`, :math:`K = (\rho_{xy} \circ A^T Y)(\rho_{yy} \circ
+    Y^T Y + (N-1)R)^{-1}`.
+
+    Args:
+        X: the members to update ``(B, N, Nx)``. Eo: their predicted observations ``h_n``
+            ``(B, N, Ny)``. A ``(B, N, Nx)``, Y ``(B, N, Ny)``: the anomalies of the gain.
+        y ``(B, Ny)``; rho_xy ``(B, Nx, Ny)``, rho_yy ``(B, Ny, Ny)``: the localization weights;
+        r_std ``(Ny,)``; D ``(B, N, Ny)``: the observation perturbations.
+    """
+    N = X.shape[-2]
+    Pxy = A.transpose(-1, -2) @ Y
+    C = rho_yy * (Y.transpose(-1, -2) @ Y) + torch.diag_embed((N - 1) * r_std**2)
+    innov = y[:, None] - D - Eo  # (B, N, Ny)
+    incr = (rho_xy * Pxy) @ torch.linalg.solve(C, innov.transpose(-1, -2))  # (B, Nx, N)
+    return X + incr.transpose(-1, -2)
+
+
+def reference_update(nets: dict[str, nn.Module], E: torch.Tensor, y: torch.Tensor, h, r_std: torch.Tensor,
+                     bins_xy: torch.Tensor, bins_yy: torch.Tensor, scale: float,
+                     xi_obs: torch.Tensor) -> torch.Tensor:
+    """One analysis of ``form="reference"`` (see the module docstring); arguments as
+    :func:`mnmef_update` (no additive-inflation draws: the reference's inflation is
+    deterministic). ``nets["heads"]`` is a :class:`~dafilters.filters.mnmef.nets.ReferenceHeads`."""
+    Eo = h(E)
+    T = tokens(E, Eo, y, r_std, scale)
+    H, s = nets["summary"](T)
+    rho, da, dy, dx = nets["heads"](T, H, s)
+    A = E - E.mean(-2, keepdim=True) + scale * da
+    Y = Eo - Eo.mean(-2, keepdim=True) + r_std * dy
+    Ea = pertobs_analysis(E + scale * dx, Eo, A, Y, y, rho[:, bins_xy], rho[:, bins_yy], r_std,
+                          perturbations(xi_obs, r_std))
+    return Ea.clamp(-CLAMP * scale, CLAMP * scale)
