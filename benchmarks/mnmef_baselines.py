@@ -81,7 +81,7 @@ def main() -> None:
         infl, loc_rad = row.paper_setting
         paper = daf.LETKF(N=row.N, infl=infl, loc_rad=loc_rad)
         tuned = daf.Tuned(daf.LETKF(N=row.N), n_trials=args.trials, tune_seeds=args.tune_seeds,
-                          space=row.space, kwargs={"workers": args.workers})
+                          space=row.space, workers=args.workers)
         res = daf.Experiments(hmm, [tuned, paper], seeds=args.seeds).run(progress=False,
                                                                          workers=args.workers)
         frame, runs = res.frame(), res.runs()

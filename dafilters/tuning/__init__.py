@@ -106,6 +106,7 @@ class Tuned:
     Args:
         filter: the filter to tune. n_trials: Optuna trials. tune_seeds: the tuning seeds.
         space: search-space overrides. metric: the metric minimised. storage: Optuna storage.
+        workers: processes working on the study (see :func:`tune`).
     """
 
     filter: Filter
@@ -114,11 +115,13 @@ class Tuned:
     space: dict[str, Any] | None = None
     metric: str = "rmse.a"
     storage: Any = None
+    workers: int = 1
 
     def tune(self, hmm: HMM) -> TuneResult:
         """Tune the filter on ``hmm`` (see :func:`tune`)."""
         return tune(self.filter, hmm, space=self.space, n_trials=self.n_trials,
-                    seeds=self.tune_seeds, metric=self.metric, storage=self.storage)
+                    seeds=self.tune_seeds, metric=self.metric, storage=self.storage,
+                    workers=self.workers)
 
     @property
     def name(self) -> str:
