@@ -65,7 +65,8 @@ def main(argv=None) -> None:
     grid = [daf.LETKF(N=20, infl=i, loc_rad=r) for i, r in itertools.product(cfg["infl"], cfg["loc_rad"])]
     t0 = time.time()
     letkf = min(grid, key=lambda f: np.mean(score(shock, f, cfg["tune_seeds"])))
-    print(f"LETKF tuned for shocks: infl={letkf.infl:g}, loc_rad={letkf.loc_rad:g} [{time.time() - t0:.0f} s]")
+    print(f"LETKF tuned for shocks: infl={letkf.infl:g}, loc_rad={letkf.loc_rad:g} "
+          f"[{time.time() - t0:.0f} s]")
     rows = []
     for hmm, claim in ((shock, "beats a tuned LETKF under shocks"),
                        (plain, "beside the LETKF without shocks (contrast)")):
@@ -79,7 +80,8 @@ def main(argv=None) -> None:
                          setting=f"{hmm.name}, Ko={cfg['Ko']}, last {cfg['averaged']} analyses",
                          N=20, metric="rmse.a", paper=PAPER, ours=ours, ours_se=se, comparator_name=name,
                          comparator=lm, classical_name=name, classical=lm, holds=holds))
-        print(f"{hmm.name}: EnSF {ours:.3f} ± {se:.2g}, LETKF {lm:.3f}  [{time.time() - t0:.0f} s]", flush=True)
+        print(f"{hmm.name}: EnSF {ours:.3f} ± {se:.2g}, LETKF {lm:.3f}  [{time.time() - t0:.0f} s]",
+              flush=True)
     path = write_rows("ensf_shock" if args.full else "ensf_shock_tiny", rows, rows_dir)
     print(f"rows: {path}")
     if args.markdown:

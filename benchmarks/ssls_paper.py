@@ -80,8 +80,9 @@ def main(argv=None) -> None:
         for N in cfg["Ns"]:
             t0 = time.time()
             ssls = daf.SSLS(N=N, device=args.device, **cfg["ssls"])
-            apf = tuned(hmm, lambda r: daf.APF(N=N, reg=r), cfg["reg"], cfg["tune_seeds"])
-            enkf = tuned(hmm, lambda i: daf.EnKF("Sqrt", N=N, infl=i), cfg["infl"], cfg["tune_seeds"])
+            apf = tuned(hmm, lambda r, N=N: daf.APF(N=N, reg=r), cfg["reg"], cfg["tune_seeds"])
+            enkf = tuned(hmm, lambda i, N=N: daf.EnKF("Sqrt", N=N, infl=i), cfg["infl"],
+                         cfg["tune_seeds"])
             res = {name: score(hmm, f, cfg["seeds"]) for name, f in
                    (("SSLS", ssls), ("APF", apf), ("EnKF", enkf))}
             m = {k: float(np.mean(v)) for k, v in res.items()}

@@ -48,7 +48,7 @@ def test_lorenz63_advance_equals_its_steps_bit_for_bit(rng):
     for E in (x0 + rng.standard_normal((10, 3)), x0 + rng.standard_normal(3),
               x0 + rng.standard_normal((BY_VARIABLE_FROM, 3))):
         ref = E
-        for i in range(25):
+        for _ in range(25):
             ref = step(ref, 0.0, 0.01)
         np.testing.assert_array_equal(advance(E, 0.01, 25), ref)
 

@@ -269,7 +269,8 @@ def test_reconstruction_floor_is_decode_of_encode(trained):
         R = flt.decode(flt.encode(X), basis)
     e = R[:, :-1] - X[:, :-1]
     np.testing.assert_allclose(floor["rmse"], np.sqrt(np.mean(e**2, 1)), rtol=1e-6)
-    np.testing.assert_allclose(floor["rel_rmse"], floor["rmse"] / np.sqrt(np.mean(X[:, :-1] ** 2, 1)), rtol=1e-9)
+    np.testing.assert_allclose(floor["rel_rmse"], floor["rmse"] / np.sqrt(np.mean(X[:, :-1] ** 2, 1)),
+                               rtol=1e-9)
     np.testing.assert_allclose(floor["param_err"], np.abs(R[:, -1] - X[:, -1]), rtol=1e-6)
 
 

@@ -138,7 +138,8 @@ def test_defaults_are_the_reference_codes_and_cheap_keeps_the_earlier_ones():
     assert (f.langevin_steps, f.step, f.clip, f.space, f.fresh_optimizer) == (500, 1e-3, 10.0, "state", True)
     c = SSLS.cheap(N=7)
     assert (c.N, c.sigma, c.train_steps, c.first_steps, c.batch, c.lr) == (7, 0.3, 20, 200, 256, 2e-3)
-    assert (c.langevin_steps, c.step, c.net, c.space, c.fresh_optimizer) == (100, 0.1, "auto-conv", "standardised", False)
+    assert ((c.langevin_steps, c.step, c.net, c.space, c.fresh_optimizer)
+            == (100, 0.1, "auto-conv", "standardised", False))
     ctx = daf.Context(hmm=ssls.HMM, rng=np.random.default_rng(0), seed=0)
     assert f._net_kind(ctx) == "unet"  # Nx = 20 on a ring
     ctx42 = daf.Context(hmm=ssls.build(Nx=42), rng=np.random.default_rng(0), seed=0)
