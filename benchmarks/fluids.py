@@ -237,7 +237,8 @@ def main(argv=None) -> None:
                      ", ".join(f"{e:.0f}/{t:.0f}" for e, t in zip(re_est, re_true))])
     print()
     print(tabulate(rows, ["filter", "rmse.a", "rel. RMSE", "floor rel.", "per seed", "s/analysis",
-                          "s/forecast", "ms/cycle", "Re mean/truth (last)"], tablefmt=fmt, disable_numparse=True))
+                          "s/forecast", "ms/cycle", "Re mean/truth (last)"], tablefmt=fmt,
+                   disable_numparse=True))
     n2 = hmm.dyn.n ** 2
     rms = np.mean([np.sqrt(np.mean(xx[hmm.tseq.kko[1:], :n2] ** 2)) for xx, _ in twins.values()])
     print(f"\n- truth vorticity RMS {rms:.2f} (the RMSE of the zero field)")
