@@ -35,9 +35,10 @@ def _sda():
     from mods.Lorenz63 import rozet2023
 
     hmm = rozet2023.build(Ko=39, burn_in_cycles=5, regime="deterministic")  # the recorded setting
-    flt = SDA(N=8, k=2, window_steps=9, steps=8,
+    # the former sampler and schedule (the defaults follow the reference since issue 17)
+    flt = SDA(N=8, k=2, window_steps=9, steps=8, corrector="batch", clip=5.0,
               training=dict(n_traj=1, epochs=3, batch_size=128, width=32, depth=2, lr_stages=2,
-                            minutes=60.0))
+                            minutes=60.0, schedule="sin"))
     return hmm, flt, {}
 
 
@@ -46,9 +47,10 @@ def _slams():
     from mods.Lorenz96 import qu2024
 
     hmm = qu2024.build(Nx=12, Ko=29)
-    flt = SLAMS(N=6, k=1, window=3, steps=4,
+    # the former sampler, schedule and background scheme (the defaults changed in issue 17)
+    flt = SLAMS(N=6, k=1, window=3, steps=4, corrector="batch", clip=5.0, background="every",
                 training=dict(latent_dim=8, ae_width=32, width=32, depth=2, n_traj=2, epochs=2,
-                              batch_size=128, minutes=60.0))
+                              batch_size=128, minutes=60.0, schedule="sin", p_clim=0.0))
     return hmm, flt, {}
 
 

@@ -11,7 +11,8 @@ One job a module:
 - :mod:`.nets`: the denoisers (:class:`LocalDenoiser`, an MLP; :class:`GridDenoiser`, a CNN on a
   periodic grid);
 - :mod:`.diffusion`: the mathematics, pure functions shared with SLAMS (schedule, denoising loss,
-  composition of windows, guided sampler, standardisation);
+  composition of windows, guided sampler, standardisation); the schedule and the sampler follow
+  the reference implementation (francois-rozet/sda), the former ones remain as options;
 - :mod:`.config`: :class:`SDATraining`, how SDA is trained (torch-free);
 - :mod:`.learn`: the training (:func:`fit_denoiser`, shared with SLAMS);
 - :mod:`.filter`: the :class:`SDA` filter (settings, networks, likelihood, filter hooks).
@@ -19,21 +20,27 @@ One job a module:
 
 from .config import SDATraining
 from .diffusion import (
+    CORRECTORS,
+    ETA,
     MU_MIN,
+    SCHEDULES,
+    check_sampler,
     check_window,
     compose_windows,
     denoising_loss,
     dsm_loss,
     dsm_objective,
     guided_sample,
+    langevin_step_size,
     posterior_eps,
     schedule,
     standardisation,
 )
 from .filter import SDA
 from .learn import fit_denoiser
-from .nets import GridDenoiser, LocalDenoiser
+from .nets import GridDenoiser, LocalDenoiser, field_grid, make_denoiser
 
-__all__ = ["SDA", "SDATraining", "LocalDenoiser", "GridDenoiser", "MU_MIN", "schedule",
-           "compose_windows", "guided_sample", "posterior_eps", "denoising_loss", "dsm_objective",
-           "dsm_loss", "standardisation", "check_window", "fit_denoiser"]
+__all__ = ["SDA", "SDATraining", "LocalDenoiser", "GridDenoiser", "field_grid", "make_denoiser",
+           "MU_MIN", "ETA", "SCHEDULES", "CORRECTORS", "schedule", "compose_windows", "guided_sample",
+           "langevin_step_size", "posterior_eps", "denoising_loss", "dsm_objective", "dsm_loss",
+           "standardisation", "check_window", "check_sampler", "fit_denoiser"]

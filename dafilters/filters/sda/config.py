@@ -10,7 +10,13 @@ from dataclasses import dataclass
 
 from ...nn.config import TrainConfig
 
-__all__ = ["SDATraining", "check_counts"]
+__all__ = ["SDATraining", "check_counts", "DENOISERS", "SCHEDULES"]
+
+#: The denoiser choices (``SDATraining.denoiser``).
+DENOISERS = ("auto", "mlp", "conv")
+#: The noise schedules (kept here too: this module is torch-free; see
+#: :data:`dafilters.filters.sda.diffusion.SCHEDULES`).
+SCHEDULES = ("cos", "sin")
 
 
 def check_counts(cfg: TrainConfig, *names: str) -> None:
@@ -32,7 +38,16 @@ class SDATraining(TrainConfig):
 
     Args:
         width, depth: the MLP denoiser (:class:`~dafilters.filters.sda.LocalDenoiser`): units of
-            its hidden layers and their number.
+            its hidden layers and their number; ``depth`` is also the number of residual blocks
+            of the convolutional one.
+        denoiser: ``"mlp"`` (:class:`~dafilters.filters.sda.LocalDenoiser`), ``"conv"``
+            (:class:`~dafilters.filters.sda.GridDenoiser`, for a state that is a 2-D field on a
+            periodic grid) or ``"auto"``: conv for 2-D fields, MLP otherwise. An MLP of 256
+            units cannot carry windows of 2-D fields (9 x 4096 numbers at 64 x 64: its loss
+            stayed at 1.00).
+        conv_width: channels of the convolutional denoiser.
+        schedule: the noise schedule the denoiser is trained (and then sampled) with: ``"cos"``,
+            the reference's, or ``"sin"``, the former (see :mod:`dafilters.filters.sda.diffusion`).
     """
 
     epochs: int = 1000
@@ -42,7 +57,14 @@ class SDATraining(TrainConfig):
     patience: int = 30
     width: int = 256
     depth: int = 3
+    denoiser: str = "auto"
+    conv_width: int = 48
+    schedule: str = "cos"
 
     def check(self) -> None:
         super().check()
-        check_counts(self, "width", "depth")
+        check_counts(self, "width", "depth", "conv_width")
+        if self.denoiser not in DENOISERS:
+            raise ValueError(f"unknown denoiser {self.denoiser!r}: use one of {DENOISERS}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}: use one of {SCHEDULES}")

@@ -9,13 +9,24 @@ whose gradient is taken by autograd through the denoiser (:mod:`.diffusion`).
 
 **As a filter** the sampler runs over a sliding window of the last ``window_steps`` model steps,
 using the observations inside it, and the analysis ensemble is the last state of each sampled
-trajectory (no forecast model is used by the analysis). :meth:`SDA.smooth` samples a whole window.
+trajectory (no forecast model is used by the analysis). This is this package's choice: the
+reference (francois-rozet/sda, ``experiments/lorenz/eval.py``) has no filtering experiment, it
+samples whole windows, as :meth:`SDA.smooth` does.
+
+**Sampler** (checked against the reference's ``VPSDE.sample`` and its Lorenz evaluation,
+``sample((1024,), steps=256, corrections=C, tau=0.25)``): 256 predictor steps, its ``"cos"``
+noise schedule (a training setting, :class:`SDATraining`), the Langevin corrector's step size per
+sample and a corrector at the last step too (``corrector="sample"``), no clipping of
+:math:`\hat x_0` (``clip=None``). The former sampler is ``steps=64, corrector="batch", clip=5``
+with ``training={"schedule": "sin"}``.
 
 **Defaults** (checked on ``mods.Lorenz63.rozet2023``): local windows of 9 states (``k = 4``; with
 ``k = 2`` the composed prior drifts off the attractor as the trajectory grows), ``gamma = 0.03``
-(0.1 leaves the observed variable loose, 0.001 diverges), two corrector steps with ``tau = 0.25``
-per predictor step, a few minutes of training with a deterministic validation loss and a
-learning rate divided by 10 for the last third of the time (:class:`SDATraining`).
+(the reference's; 0.1 leaves the observed variable loose, 0.001 diverges), two corrector steps
+with ``tau = 0.25`` per predictor step, a few minutes of training with a deterministic validation
+loss and a learning rate divided by 10 for the last third of the time (:class:`SDATraining`).
+States that are 2-D fields on a periodic grid (Kolmogorov vorticity) get the convolutional
+denoiser (:class:`GridDenoiser`, training setting ``denoiser="auto"``).
 """
 
 from __future__ import annotations
@@ -32,9 +43,9 @@ from ..base import Context, check_ensemble_size, check_positive
 from ..ensemble import initial_ensemble, torch_generators
 from ..learned import LearnedFilter
 from .config import SDATraining
-from .diffusion import check_window, compose_windows, guided_sample, standardisation
+from .diffusion import check_sampler, check_window, compose_windows, guided_sample, standardisation
 from .learn import climatology, learn_sda
-from .nets import LocalDenoiser
+from .nets import field_grid, make_denoiser
 
 __all__ = ["SDA"]
 
@@ -50,6 +61,11 @@ class SDA(LearnedFilter):
         gamma: the :math:`\\gamma` of the likelihood approximation.
         steps, corrections, tau: sampler settings (predictor steps, Langevin corrector steps per
             predictor step, corrector step factor).
+        corrector: ``"sample"`` (the reference's: a corrector step size per sample, a corrector
+            at the last step too) or ``"batch"`` (the former: one step size for the ensemble,
+            none at the last step); see :func:`~dafilters.filters.sda.guided_sample`.
+        clip: bound of the predictor's :math:`\\hat x_0` in climatological deviations (``None``:
+            no clipping, the reference's; the former default was 5).
         device: torch device.
         training: an :class:`SDATraining` (the denoiser's size, data, budget, optimiser and seed),
             or a dict of changes to its defaults, e.g. ``{"minutes": 5, "width": 128}``.
@@ -62,9 +78,11 @@ class SDA(LearnedFilter):
     k: int = 4
     window_steps: int = 33
     gamma: float = 0.03
-    steps: int = 64
+    steps: int = 256
     corrections: int = 2
     tau: float = 0.25
+    corrector: str = "sample"
+    clip: float | None = None
     device: str = "cpu"
 
     def __post_init__(self):
@@ -72,16 +90,28 @@ class SDA(LearnedFilter):
         check_ensemble_size(self.N)
         check_window(self.k, self.window_steps, "window_steps")
         check_positive(self, "gamma", "tau")
+        check_sampler(self.training.schedule, self.corrector, self.clip)
 
     # -- networks and training -----------------------------------------------------------------
     def spec_for(self, hmm: HMM) -> dict[str, Any]:
-        return {**super().spec_for(hmm), **climatology(hmm, self.training)}
+        """The HMM's spec, the climatology, the field's grid (``None`` unless the state is a 2-D
+        field) and the noise schedule the denoiser is trained with."""
+        return {**super().spec_for(hmm), **climatology(hmm, self.training), "grid": field_grid(hmm),
+                "schedule": self.training.schedule}
+
+    @property
+    def schedule(self) -> str:
+        """The noise schedule the denoiser was trained with (model files written before the
+        schedule was recorded were trained with the former ``"sin"``)."""
+        spec = getattr(self, "spec", None)
+        return spec.get("schedule", "sin") if spec is not None else self.training.schedule
 
     def build(self, spec: dict[str, Any]) -> dict[str, nn.Module]:
         cfg = self.training
+        grid = spec.get("grid")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
-            net = LocalDenoiser(spec["Nx"], self.k, cfg.width, cfg.depth)
+            net = make_denoiser(spec["Nx"], self.k, cfg, (1, *grid) if grid else None)
         return {"denoiser": net.to(self.device)}
 
     def learn(self, hmm: HMM, progress: bool | None = None, cache_dir=None) -> dict[str, Any]:
@@ -113,7 +143,8 @@ class SDA(LearnedFilter):
             return total
 
         x = guided_sample(denoise, (N or self.N, L, hmm.Nx), log_lik if ys else None, self.steps,
-                          self.corrections, self.tau, generator)
+                          self.corrections, self.tau, generator, x0_clip=self.clip,
+                          schedule=self.schedule, corrector=self.corrector)
         return (x * std + mean).detach().double().cpu().numpy()
 
     # -- filter hooks --------------------------------------------------------------------------

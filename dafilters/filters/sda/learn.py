@@ -16,6 +16,7 @@ from ...hmm import HMM
 from ...nn.config import TrainConfig
 from ...nn.data import simulate_trajectories, split, windows
 from ...nn.training import TrainHistory, fit_in_stages
+from .config import SDATraining
 from .diffusion import dsm_objective, standardisation
 
 if TYPE_CHECKING:
@@ -30,11 +31,12 @@ def with_progress(cfg: TrainConfig, progress: bool | None) -> TrainConfig:
 
 
 def fit_denoiser(net: nn.Module, w_train: torch.Tensor, w_val: torch.Tensor, gen: torch.Generator,
-                 device: str, cfg: TrainConfig, seconds: float) -> TrainHistory:
+                 device: str, cfg: SDATraining, seconds: float) -> TrainHistory:
     """Train the denoiser ``net`` on windows ``w_train`` ``(n, 2k+1, d)`` (fresh levels and noises
     from ``gen`` each batch) with early stopping on ``w_val`` (levels and noises drawn once from
-    ``gen``: a deterministic validation loss), in ``cfg.lr_stages`` stages within ``seconds``."""
-    loss_fn, val = dsm_objective(net, w_val, gen, device)
+    ``gen``: a deterministic validation loss), in ``cfg.lr_stages`` stages within ``seconds``,
+    under the noise schedule ``cfg.schedule``."""
+    loss_fn, val = dsm_objective(net, w_val, gen, device, cfg.schedule)
     return fit_in_stages([net], loss_fn, (w_train,), val, cfg, cfg.lr_stages, seconds)
 
 

@@ -1,15 +1,21 @@
 r"""SDA's denoisers :math:`\epsilon_\phi(w_t, t)` of local windows of ``2k+1`` states: an MLP
 (:class:`LocalDenoiser`, any state) and a residual CNN on a periodic grid (:class:`GridDenoiser`).
-Both map windows ``(..., 2k+1, d)`` and noise levels ``t`` ``(...,)`` to ``(..., 2k+1, d)``."""
+Both map windows ``(..., 2k+1, d)`` and noise levels ``t`` ``(...,)`` to ``(..., 2k+1, d)``.
+:func:`field_grid` tells whether a state is a 2-D field, :func:`make_denoiser` picks the network."""
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-__all__ = ["LocalDenoiser", "GridDenoiser"]
+if TYPE_CHECKING:
+    from ...hmm import HMM
+    from .config import SDATraining
+
+__all__ = ["LocalDenoiser", "GridDenoiser", "field_grid", "make_denoiser"]
 
 
 class LocalDenoiser(nn.Module):
@@ -72,3 +78,27 @@ class GridDenoiser(nn.Module):
         for c1, c2, tb in zip(self.c1, self.c2, self.tb):
             h = h + c2(act(c1(act(h)) + tb(e)[:, :, None, None]))
         return self.out(act(h)).reshape(*lead, *self.shape)
+
+
+def field_grid(hmm: HMM, multiple: int = 1) -> list[int] | None:
+    """``[n, n]`` when the state of ``hmm`` is one field on a square periodic 2-D grid (a 2-D
+    domain, ``Nx = n * n``) with ``n`` divisible by ``multiple``, else ``None``."""
+    dom = getattr(hmm.dyn, "domain", None)
+    n = int(round(math.sqrt(hmm.Nx)))
+    if dom is not None and len(dom) == 2 and n * n == hmm.Nx and n % multiple == 0:
+        return [n, n]
+    return None
+
+
+def make_denoiser(d: int, k: int, cfg: SDATraining, grid: tuple[int, int, int] | None,
+                  owner: str = "SDA") -> nn.Module:
+    """The denoiser of windows of ``2k+1`` states of size ``d`` that ``cfg.denoiser`` asks for:
+    a :class:`GridDenoiser` of ``cfg.conv_width`` channels for states that are fields on ``grid``
+    ``(channels, n0, n1)`` (``"conv"``, or ``"auto"`` with a grid), else a :class:`LocalDenoiser`
+    of ``cfg.width`` units; ``cfg.depth`` layers or blocks. Uses torch's global generator."""
+    if cfg.denoiser == "conv" and not grid:
+        raise ValueError(f"{owner}'s 'conv' denoiser needs a 2-D field state (a square grid on a "
+                         f"2-D domain{', sides divisible by 4' if owner == 'SLAMS' else ''})")
+    if grid and cfg.denoiser != "mlp":
+        return GridDenoiser(tuple(grid), k, cfg.conv_width, cfg.depth)
+    return LocalDenoiser(d, k, cfg.width, cfg.depth)

@@ -22,7 +22,8 @@ stride-2 levels for 2-D fields): a state encoder :math:`z^\star = E_x(x)` and a 
 modalities into the same space, :math:`(\mu, \log v) = E(u)`: a latent observation of the truth's
 latent :math:`z^\star(x)` with its (standardised) variance. Trained on states :math:`x` of simulated
 trajectories, with backgrounds :math:`\bar x_b = x + s\,\xi` (:math:`s \sim U(0, s_{\max})`, the
-spread channel set to :math:`s`) and each modality dropped with probability :math:`p`:
+spread channel set to :math:`s`), or with probability ``p_clim`` the climatology (:math:`\bar x_b
+= 0`, spread :math:`s_{\max}`), and each modality dropped with probability :math:`p`:
 
 .. math:: \mathcal L = \lVert D(E_x(x)) - x\rVert^2
     + \lambda\,\overline{\Big(\frac{(\mu - [z^\star])^2}{v\,[\varsigma]^2} + \log v\Big)},
@@ -38,9 +39,12 @@ rather than to a state on the attractor.)
 component and an SDA denoiser (:class:`~dafilters.filters.sda.LocalDenoiser`) is trained on
 windows of :math:`2k+1` consecutive ones by denoising score matching with SDA's cosine schedule.
 
-**Analysis** at observation time ``ko``: encode the forecast mean and spread with the modalities
-present, :math:`(z^o_{ko}, v_{ko})`; sample latent trajectories of the last ``window`` observation
-times with SDA's guided sampler (:func:`~dafilters.filters.sda.guided_sample`) under
+**Analysis** at observation time ``ko``: encode the modalities present with the forecast mean
+and spread, and from the observations alone (a climatological background), :math:`(z^o_{ko},
+v_{ko})`; the ``background`` scheme takes the forecast's encoding at one time of the window only
+(the current one by default, the others from the observations alone: the forecast already holds
+the earlier observations, see :mod:`.filter`); sample latent trajectories of the last ``window``
+observation times with SDA's guided sampler (:func:`~dafilters.filters.sda.guided_sample`) under
 
 .. math:: \log p(z^o \mid z_t) \approx \sum_j \log N\big(z^o_j \mid \hat z_0[j],\
     v_j + \gamma(\sigma_t/\mu_t)^2\big)

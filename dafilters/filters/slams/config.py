@@ -36,8 +36,13 @@ class SLAMSTraining(SDATraining):
             3 x 1024 numbers: its denoising loss stayed at 0.96 (a linear denoiser of Gaussian
             data reaches about 0.5).
         conv_width: channels of the convolutional denoiser.
+        schedule: the latent denoiser's noise schedule (SDA's; ``"cos"``, the reference's, or
+            ``"sin"``, the former).
         bg_max: largest background error (climatological spreads) drawn for the encoder's inputs.
         p_drop: probability of dropping each modality from the encoder's inputs.
+        p_clim: probability that a training input's background is the climatology (mean 0,
+            spread ``bg_max``) instead of a noisy state: what the filter hands the encoder for
+            the times it encodes from the observations alone (see ``SLAMS.background``).
         nll_weight: the weight :math:`\\lambda` of the latent likelihood term of the loss.
         ae_share: the autoencoder's share of the time budget.
     """
@@ -49,21 +54,18 @@ class SLAMSTraining(SDATraining):
     latent_dim: int = 48
     latent_channels: int = 4
     ae_width: int = 256
-    denoiser: str = "auto"
-    conv_width: int = 48
     bg_max: float = 1.0
     p_drop: float = 0.3
+    p_clim: float = 0.2
     nll_weight: float = 0.01
     ae_share: float = 0.6
 
     def check(self) -> None:
         super().check()
-        check_counts(self, "latent_dim", "latent_channels", "ae_width", "conv_width")
-        if self.denoiser not in ("auto", "mlp", "conv"):
-            raise ValueError(f"unknown SLAMS denoiser {self.denoiser!r}: use 'auto', 'mlp' or 'conv'")
+        check_counts(self, "latent_dim", "latent_channels", "ae_width")
         if not self.bg_max > 0 or self.nll_weight < 0:
             raise ValueError(f"need bg_max > 0 and nll_weight >= 0, got bg_max={self.bg_max}, "
                              f"nll_weight={self.nll_weight}")
-        if not 0 <= self.p_drop < 1 or not 0 < self.ae_share < 1:
-            raise ValueError(f"need 0 <= p_drop < 1 and 0 < ae_share < 1, got p_drop={self.p_drop}, "
-                             f"ae_share={self.ae_share}")
+        if not 0 <= self.p_drop < 1 or not 0 < self.ae_share < 1 or not 0 <= self.p_clim < 1:
+            raise ValueError(f"need 0 <= p_drop < 1, 0 <= p_clim < 1 and 0 < ae_share < 1, got "
+                             f"p_drop={self.p_drop}, p_clim={self.p_clim}, ae_share={self.ae_share}")

@@ -62,8 +62,9 @@ def training_data(spec: dict[str, Any], hmm: HMM, cfg: SLAMSTraining, rng: np.ra
 def autoencoder_loss(ae: nn.Module, spec: dict[str, Any], regrid, cfg: SLAMSTraining,
                      gen: torch.Generator, device: str, batch) -> torch.Tensor:
     """The autoencoder's loss of a batch ``(x, *y_m)`` (see :mod:`dafilters.filters.slams`):
-    backgrounds ``x + s xi`` with ``s ~ U(0, bg_max)``, modalities dropped with probability
-    ``p_drop``, drawn from ``gen`` in training and from a fixed stream in validation."""
+    backgrounds ``x + s xi`` with ``s ~ U(0, bg_max)``, or with probability ``p_clim`` the
+    climatology (0, with spread ``bg_max``), modalities dropped with probability ``p_drop``, drawn
+    from ``gen`` in training and from a fixed stream in validation."""
     g = gen if ae.training else torch.Generator().manual_seed(cfg.seed + 7)  # fixed validation
     x, *ys = (b.to(device) for b in batch)
     B = x.shape[0]
@@ -71,6 +72,10 @@ def autoencoder_loss(ae: nn.Module, spec: dict[str, Any], regrid, cfg: SLAMSTrai
     bg = x + s * torch.randn(x.shape, generator=g).to(device)
     names = list(spec["modalities"])
     keep = (torch.rand(B, len(names), generator=g) >= cfg.p_drop).float().to(device)
+    if cfg.p_clim > 0:  # climatological backgrounds (drawn last: p_clim = 0 keeps the former draws)
+        clim = (torch.rand(B, 1, generator=g) < cfg.p_clim).to(device)
+        bg = torch.where(clim, torch.zeros_like(bg), bg)
+        s = torch.where(clim, torch.full_like(s, cfg.bg_max), s)
     fields, masks = modality_fields(spec, dict(zip(names, ys)), regrid, device, keep)
     mu, logv = ae.encode(encoder_input(bg, s.expand_as(x), fields, masks))
     z_true = ae.encode_state(x)

@@ -4,7 +4,6 @@ with the latent denoiser for a spec."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -12,7 +11,7 @@ from torch import nn
 
 from ...hmm import HMM
 from ...nn.nets import MLP
-from ..sda.nets import GridDenoiser, LocalDenoiser
+from ..sda.nets import field_grid, make_denoiser
 from .config import SLAMSTraining
 
 __all__ = ["MLPAutoencoder", "ConvAutoencoder", "slams_networks", "state_grid"]
@@ -89,13 +88,9 @@ class ConvAutoencoder(nn.Module):
 
 
 def state_grid(hmm: HMM) -> list[int] | None:
-    """``[n0, n1]`` for a 2-D field state on a square grid (a 2-D domain, sides divisible by 4),
-    else ``None``."""
-    dom = hmm.dyn.domain
-    n = int(round(math.sqrt(hmm.Nx)))
-    if dom is not None and len(dom) == 2 and n * n == hmm.Nx and n % 4 == 0:
-        return [n, n]
-    return None
+    """``[n0, n1]`` for a 2-D field state on a square grid (a 2-D domain, sides divisible by 4,
+    for the autoencoder's two stride-2 levels), else ``None``."""
+    return field_grid(hmm, 4)
 
 
 def slams_networks(spec: dict[str, Any], cfg: SLAMSTraining, k: int) -> dict[str, nn.Module]:
@@ -109,11 +104,5 @@ def slams_networks(spec: dict[str, Any], cfg: SLAMSTraining, k: int) -> dict[str
             ae = ConvAutoencoder(tuple(grid), channels, cfg.latent_channels, max(8, cfg.ae_width // 8))
         else:
             ae = MLPAutoencoder(spec["Nx"], channels, cfg.latent_dim, cfg.ae_width)
-        if cfg.denoiser == "conv" and not grid:
-            raise ValueError("SLAMS's 'conv' denoiser needs a 2-D field state (a square grid on a "
-                             "2-D domain, sides divisible by 4)")
-        if grid and cfg.denoiser != "mlp":
-            den = GridDenoiser(ae.lat_shape, k, cfg.conv_width, cfg.depth)
-        else:
-            den = LocalDenoiser(ae.latent_dim, k, cfg.width, cfg.depth)
+        den = make_denoiser(ae.latent_dim, k, cfg, ae.lat_shape if grid else None, "SLAMS")
     return {"ae": ae, "denoiser": den}
