@@ -265,14 +265,17 @@ def elementwise_likelihood(obs, y: torch.Tensor, ko: int, X: torch.Tensor) -> El
     ``None`` unless ``obs`` is a :class:`~dafilters.observations.PartialObs` or an arctan
     :class:`~dafilters.observations.FunctionObs` that observes every component in order with a
     diagonal noise covariance (the score then equals ``obs.grad_loglik``, bit for bit)."""
-    from ..observations.base import noise_inverse
-    from ..observations.basic import FunctionObs, PartialObs, _darctan
+    try:
+        from ..observations.base import noise_inverse
+        from ..observations.basic import FunctionObs, PartialObs, _darctan
+    except ImportError:  # the observation classes moved: no fused path
+        return None
 
     Nx = X.shape[-1]
     if type(obs) not in (PartialObs, FunctionObs):
         return None
     if type(obs) is FunctionObs:
-        if not (obs.f is np.arctan and obs.df is _darctan and obs._f_torch is None):
+        if not (obs.f is np.arctan and obs.df is _darctan and getattr(obs, "_f_torch", 0) is None):
             return None
         kind = "arctan"
     else:
