@@ -64,9 +64,15 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 BLOCK_ELEMS = 2**20
 #: Noise of tensors at least this large is drawn from two streams on two threads.
 SPLIT_NOISE = 2**18
-#: Elements per tile of the fused sampler (:func:`_fused_paired_sde`): 64K float32 = 256 kB per
-#: array, so the five arrays a reverse step touches stay in a core's L2 cache through the step.
-TILE = 2**16
+#: Elements per tile of the fused sampler (:func:`_fused_paired_sde`): 256K float32 = 1 MB per
+#: array (64K, which keeps a step's arrays in L2, cost 10% more CPU in torch calls).
+TILE = 2**18
+#: Whether :func:`ensf_sample` takes the fused sampler by default where it applies. Off: on the
+#: 2-core machine of benchmarks/README.md (issue 21, item 5) it took as much CPU as the unfused
+#: loop (its cost is the 15 torch kernels per element and the noise draws, not memory traffic)
+#: and, with one core free, more wall time (the unfused loop overlaps the noise on one core with
+#: the arithmetic on the other). ``fused=True`` asks for it.
+FUSED = False
 
 
 def inflate(X: torch.Tensor, infl: float) -> torch.Tensor:
@@ -335,7 +341,7 @@ def _fused_paired_sde(Z: torch.Tensor, X: torch.Tensor, lik: ElementwiseLikeliho
     r"""The paired-score reverse SDE of :func:`ensf_sample` in place on ``Z``, for a
     component-wise likelihood: each row block is cut, as its noise draws are, into one part per
     generator, and each part runs on its own thread (one torch thread each), drawing its noise
-    and stepping its elements tile by tile (:data:`TILE`), so that every array of a step stays in
+    and stepping its elements tile by tile (:data:`TILE`), so that the arrays of a step stay in
     cache and the noise is drawn on both cores beside the arithmetic. Same samples as the
     unfused loop, bit for bit."""
     N, Nx = X.shape
@@ -402,7 +408,7 @@ def ensf_sample(X: torch.Tensor, score_lik: Callable[[torch.Tensor], torch.Tenso
             ``score_lik``), which allows the fused sampler.
         fused: with the paired score, the SDE, ``lik`` and one generator per part of a noise
             draw, run :func:`_fused_paired_sde` (tiles, one thread per generator; the same
-            samples). Default: where the unfused loop would prefetch the noise.
+            samples). Default: ``FUSED`` (off), where the unfused loop would prefetch the noise.
 
     Returns:
         The analysis samples ``(N, Nx)``.
@@ -424,7 +430,7 @@ def ensf_sample(X: torch.Tensor, score_lik: Callable[[torch.Tensor], torch.Tenso
         prefetch_noise = (solver == "sde" and X.device.type == "cpu" and torch.get_num_threads() > 1
                           and min(rows, N) * Nx >= SPLIT_NOISE)
     if fused is None:
-        fused = prefetch_noise and len(gens) > 1
+        fused = FUSED and prefetch_noise and len(gens) > 1
     if fused and lik is not None and prior_score == "paired" and solver == "sde" and X.device.type == "cpu":
         _fused_paired_sde(Z, X, lik, steps, eps_a, eps_b, clip, gens, rows)
         return Z
