@@ -296,48 +296,47 @@ def _cmd_list(args: argparse.Namespace) -> None:
         print(f"  {name:{width}s}  {summary(doc, 120 - width - 4)}")
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of the ``dafilters`` command."""
-    parser = argparse.ArgumentParser(prog="dafilters", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    progress = dict(action=argparse.BooleanOptionalAction, default=None,
-                    help="progress bars (default: on a terminal)")
+PROGRESS = dict(action=argparse.BooleanOptionalAction, default=None,
+                help="progress bars (default: on a terminal)")
+MODEL = dict(help="setting module, e.g. mods.Lorenz63.sakov2012")
+SEEDS = dict(type=int, nargs="+", default=[0], help="seeds")
+KO = dict(type=int, default=None, help="number of observation cycles - 1")
 
+
+def _add_run_parsers(sub) -> None:
+    """The ``demo``, ``run`` and ``table`` subcommands."""
     p = sub.add_parser("demo", help="classical filters on Lorenz63 and Lorenz96")
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (default 3)")
-    p.add_argument("--progress", **progress)
+    p.add_argument("--progress", **PROGRESS)
     p.set_defaults(func=_cmd_demo)
 
-    model = dict(help="setting module, e.g. mods.Lorenz63.sakov2012")
-    seeds = dict(type=int, nargs="+", default=[0], help="seeds")
-    Ko = dict(type=int, default=None, help="number of observation cycles - 1")
-    best = dict(nargs="+", default=[], help="show only the best setting over these settings")
-
     p = sub.add_parser("run", help="run filters on a model setting and print the table")
-    p.add_argument("model", **model)
+    p.add_argument("model", **MODEL)
     p.add_argument("filters", nargs="+", help="filter expressions, e.g. \"EnKF('Sqrt', N=10)\"")
-    p.add_argument("--seeds", **seeds)
-    p.add_argument("--Ko", **Ko)
+    p.add_argument("--seeds", **SEEDS)
+    p.add_argument("--Ko", **KO)
     p.add_argument("--save", default=None, help="folder to save runs to (and resume from)")
     p.add_argument("--workers", type=int, default=1, help="parallel runs")
     p.add_argument("--backend", choices=["processes", "mpi"], default="processes",
                    help="'mpi': launch with mpiexec -n K python -m mpi4py.futures -m dafilters.cli ...")
-    p.add_argument("--progress", **progress)
+    p.add_argument("--progress", **PROGRESS)
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("table", help="print the table of runs saved in a folder")
     p.add_argument("folder")
-    p.add_argument("--best-over", **best)
+    p.add_argument("--best-over", nargs="+", default=[],
+                   help="show only the best setting over these settings")
     p.set_defaults(func=_cmd_table)
 
-    add_plot_parser(sub)  # dafilters/cli_plot.py
 
+def _add_tune_parser(sub) -> None:
+    """The ``tune`` subcommand."""
     p = sub.add_parser("tune", help="tune a filter's hyper-parameters with Optuna")
-    p.add_argument("model", **model)
+    p.add_argument("model", **MODEL)
     p.add_argument("filter", help="filter expression; its untuned fields keep their values")
     p.add_argument("--n-trials", type=int, default=40)
-    p.add_argument("--seeds", **seeds)
-    p.add_argument("--Ko", **Ko)
+    p.add_argument("--seeds", **SEEDS)
+    p.add_argument("--Ko", **KO)
     p.add_argument("--metric", default="rmse.a")
     p.add_argument("--space", nargs="+", default=[],
                    help="overrides, e.g. infl=log:1:1.2 loc_rad=lin:1:20 N=int:10:40 upd_a=cat:Sqrt,DEnKF")
@@ -345,8 +344,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--study-name", default=None)
     p.add_argument("--workers", type=int, default=1, help="processes working on the study")
     p.add_argument("--plot", default=None, help="folder for PNG figures of the study")
-    p.add_argument("--progress", **progress)
+    p.add_argument("--progress", **PROGRESS)
     p.set_defaults(func=_cmd_tune)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``dafilters`` command."""
+    parser = argparse.ArgumentParser(prog="dafilters", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_run_parsers(sub)
+    add_plot_parser(sub)  # dafilters/cli_plot.py
+    _add_tune_parser(sub)
 
     p = sub.add_parser("export", help="write the runs saved in a folder as a netCDF data set")
     p.add_argument("folder")

@@ -45,6 +45,21 @@ def _resample(w: np.ndarray, n: int, rng: np.random.Generator, kind: str) -> np.
     return np.minimum(np.searchsorted(c, u, side="right"), len(w) - 1)
 
 
+def _check_smoother_args(dyn, ys: Sequence, obs_steps: list[int], kos: list[int], L: int, M: int,
+                         n_out: int, method: str) -> None:
+    """Raise a ``ValueError`` naming the first argument of :func:`particle_smoother` that does not fit."""
+    if not (len(ys) == len(obs_steps) == len(kos)):
+        raise ValueError("ys, obs_steps and kos must have the same length")
+    if any(not 0 <= i < L for i in obs_steps) or np.any(np.diff(obs_steps) <= 0):
+        raise ValueError(f"obs_steps must be increasing positions in [0, {L}), got {obs_steps}")
+    if method not in ("genealogy", "ffbsi"):
+        raise ValueError(f"method must be 'genealogy' or 'ffbsi', got {method!r}")
+    if method == "ffbsi" and getattr(dyn, "noise", None) is None:
+        raise ValueError("ffbsi needs dynamics with model noise (a transition density)")
+    if method == "genealogy" and n_out > M:
+        raise ValueError(f"genealogy returns at most M={M} paths, asked for {n_out}")
+
+
 def particle_smoother(dyn, obs, X0: np.ndarray, ys: Sequence[np.ndarray], obs_steps: Sequence[int],
                       L: int, rng: np.random.Generator, kos: Sequence[int] | None = None,
                       dt: float = 1.0, t0: float = 0.0, n_out: int | None = None,
@@ -82,16 +97,7 @@ def particle_smoother(dyn, obs, X0: np.ndarray, ys: Sequence[np.ndarray], obs_st
     n_out = M if n_out is None else int(n_out)
     obs_steps = [int(i) for i in obs_steps]
     kos = list(range(len(obs_steps))) if kos is None else [int(k) for k in kos]
-    if not (len(ys) == len(obs_steps) == len(kos)):
-        raise ValueError("ys, obs_steps and kos must have the same length")
-    if any(not 0 <= i < L for i in obs_steps) or np.any(np.diff(obs_steps) <= 0):
-        raise ValueError(f"obs_steps must be increasing positions in [0, {L}), got {obs_steps}")
-    if method not in ("genealogy", "ffbsi"):
-        raise ValueError(f"method must be 'genealogy' or 'ffbsi', got {method!r}")
-    if method == "ffbsi" and getattr(dyn, "noise", None) is None:
-        raise ValueError("ffbsi needs dynamics with model noise (a transition density)")
-    if method == "genealogy" and n_out > M:
-        raise ValueError(f"genealogy returns at most M={M} paths, asked for {n_out}")
+    _check_smoother_args(dyn, ys, obs_steps, kos, L, M, n_out, method)
     at = dict(zip(obs_steps, range(len(obs_steps))))
     states = np.empty((L, M, Nx))
     parent = np.empty((L, M), dtype=np.intp)  # particle j at state i descends from parent[i, j]

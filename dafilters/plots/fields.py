@@ -30,7 +30,7 @@ def grid_shape(hmm: HMM) -> tuple[int, int] | None:
     dyn = hmm.dyn
     if getattr(dyn, "grid_shape", None) is not None:
         return tuple(int(n) for n in dyn.grid_shape)  # type: ignore[return-value]
-    n = dyn.Nx - int(getattr(dyn, "n_params", 0))
+    n = dyn.Nx - int(dyn.n_params)
     coords = np.asarray(dyn.__dict__.get("coords", dyn.coords), dtype=float)[:n]
     if coords.ndim != 2 or coords.shape[1] != 2:
         return None

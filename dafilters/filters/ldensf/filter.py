@@ -91,7 +91,7 @@ class LDEnSF(LearnedFilter):
     # -- spec, networks, training ----------------------------------------------------------------
     def spec_for(self, hmm: HMM) -> dict[str, Any]:
         spec = hmm_spec(hmm)
-        n_params = int(getattr(hmm.dyn, "n_params", 0))
+        n_params = int(hmm.dyn.n_params)
         dko = hmm.tseq.dko
         if dko is None:
             raise ValueError("LD-EnSF needs regularly spaced observations (a Chronology with dko)")
