@@ -48,3 +48,15 @@ def test_mnmef_settings():
     stats = daf.LETKF(N=20, infl=1.05, loc_rad=8).assimilate(hmm, xx, yy, seed=0)
     clim = np.sqrt(np.mean(xx[hmm.tseq.kko][hmm.tseq.masko] ** 2))
     assert stats.averages()["rmse.a"] < 0.85 * clim  # sparse, noisy observations: ~1.0 vs 1.3
+
+
+def test_ks_says_it_lives_on_a_ring():
+    """KS gives no default-geometry note when a localized filter reads its coordinates (it did
+    not say domain='ring', so LETKF runs on it warned)."""
+    import warnings
+
+    from dafilters.dynamics import DefaultGeometryWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DefaultGeometryWarning)
+        assert KS(Nx=16).coords.shape == (16, 1)

@@ -160,3 +160,17 @@ def test_failed_tuning_is_recorded_and_the_table_goes_on(tmp_path):
     bad = [r for r in res.records if r.get("tuned")]
     assert len(bad) == 1 and bad[0]["status"] == "error" and "tuning failed" in bad[0]["error"]
     assert "(tuned)" in res.table(print_it=False)
+
+
+def test_tuned_entries_pass_their_workers_to_tune(monkeypatch):
+    """Tuned(workers=) reaches tune (benchmarks/mnmef_baselines.py failed once Tuned.kwargs,
+    which had carried it, was removed)."""
+    seen = {}
+
+    def fake_tune(flt, hmm, **kwargs):
+        seen.update(kwargs)
+        return "result"
+
+    monkeypatch.setattr("dafilters.tuning.tune", fake_tune)
+    entry = daf.Tuned(daf.EnKF("Sqrt", N=10), n_trials=3, tune_seeds=[5], workers=2)
+    assert entry.tune(HMM) == "result" and seen["workers"] == 2
