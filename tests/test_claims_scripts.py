@@ -1,0 +1,56 @@
+"""The claims scripts' plans (benchmarks/ensf_shock.py, benchmarks/ssls_paper.py): which setting the
+LETKF is tuned and scored in, which rows file a run writes, and how a reduced SSLS is described."""
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).parents[1] / "benchmarks"
+
+
+def load(name):
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))  # the scripts import `claims` from their folder
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_ensf_plain_setting_tunes_and_scores_without_shocks():
+    E = load("ensf_shock")
+    plain = E.plan("plain", full=True)
+    assert "shock" not in plain["hmm"].name and plain["contrast"] is None
+    assert plain["name"] == "ensf_plain" and "no shocks" in plain["claim"]
+    assert {i for i, _ in plain["grid"]} == set(E.PLAIN_INFL["full"])
+    shock = E.plan("shock", full=True)  # the first row's run is unchanged: its own file and grid
+    assert "shock" in shock["hmm"].name and "shock" not in shock["contrast"].name
+    assert shock["name"] == "ensf_shock" and len(shock["grid"]) == 24
+    assert E.plan("plain", full=False)["name"] == "ensf_plain_tiny"
+    with pytest.raises(ValueError, match="setting"):
+        E.plan("storm", full=True)
+
+
+def test_ssls_reduction_is_named():
+    S = load("ssls_paper")
+    args = argparse.Namespace(train_steps=None, first_steps=None, langevin_steps=None, step=None)
+    assert S.ssls_options(args, S.FULL) == ({}, "")  # the reference's settings: no reduction
+    args.train_steps, args.langevin_steps, args.step = 30, 500, 2e-3
+    kw, reduced = S.ssls_options(args, S.FULL)
+    assert kw == {"train_steps": 30, "langevin_steps": 500, "step": 2e-3}
+    assert reduced == "SSLS reduced: train_steps=30 (reference 600), step=0.002 (reference 0.001)"
+
+
+def test_ssls_rows_file_and_diverged_comparators():
+    S = load("ssls_paper")
+    args = argparse.Namespace(full=True)
+    cfg = dict(S.FULL)
+    assert S.rows_name(args, cfg, "") == "ssls_paper"  # the full run's file
+    assert S.rows_name(args, dict(cfg, sigmas=[0.5], Ns=[50]), "x") == "ssls_paper_reduced_s0.5_N50"
+    assert S.finite_mean([1.0, 3.0], "APF") == (2.0, "APF")
+    mean, name = S.finite_mean([1.0, float("inf"), 3.0], "APF reg=2")
+    assert mean == 2.0 and "diverged on 1 of 3 seeds" in name
+    assert S.finite_mean([float("inf")] * 2, "APF")[0] == float("inf")
