@@ -151,6 +151,8 @@ class AvgPoolObs(_NoiseMixin, Observation):
     An observation sits at the centre of its block: the mean of its points' coordinates.
     """
 
+    identity_exclude = ("_H",)  # H formed on first use by linear(): a cache
+
     def __init__(self, n: int | Sequence[int], k: int | Sequence[int], noise):
         self.shape = _grid_shape(n)
         self.k = _pair(k, "k")
