@@ -39,8 +39,8 @@ class Dynamics(Identified):
 
     Subclass and override :meth:`step` (and :meth:`linear` where known), or pass the callables.
     Optional hooks, with defaults here, that some models override: :meth:`advance` (several steps
-    at once), :meth:`step_torch` (a differentiable step) and :attr:`n_params` (parameters at the
-    end of the state).
+    at once), :meth:`forecast_advance` (the same in a filter's forecast), :meth:`step_torch` (a
+    differentiable step) and :attr:`n_params` (parameters at the end of the state).
 
     **Scales.** ``model`` (or :meth:`step`) is one step of size ``dt``, the chronology's model
     step; ``noise`` is a covariance *per unit time*: each step adds ``sqrt(dt) N(0, Q)``, so the
@@ -83,6 +83,9 @@ class Dynamics(Identified):
     #: (e.g. :math:`\log Re` of :class:`mods.Kolmogorov.KolmogorovRe`). Filters that treat
     #: fields and parameters apart (LD-EnSF) read it; 0 for a state without parameters.
     n_params: ClassVar[int] = 0
+    #: ``advance(E, dt, n, t)`` equals ``n`` calls of :meth:`step` bit for bit, so the filters'
+    #: deterministic forecast may take it (:meth:`forecast_advance`).
+    advance_exact: ClassVar[bool] = False
     #: Set on instances whose constructor was given neither ``coords`` nor ``domain``.
     identity_exclude: ClassVar[tuple[str, ...]] = ("_default_geometry",)
 
@@ -146,6 +149,15 @@ class Dynamics(Identified):
         for i in range(int(steps)):
             E = self.step(E, t + i * dt, dt)
         return E
+
+    def forecast_advance(self, E: np.ndarray, dt: float, steps: int,
+                         t: float = 0.0) -> np.ndarray | None:
+        """``steps`` deterministic steps of a filter's ensemble ``(N, Nx)`` in one call, or
+        ``None`` where the model has no such shortcut (the forecast then calls :meth:`step` once per
+        step). Default: :meth:`advance` where it is exact (:attr:`advance_exact`), else ``None``.
+        A model may return a faster integration of the same steps that differs from them only by
+        round-off (Lorenz-63: another order of the same operations), tested as such."""
+        return self.advance(E, dt, steps, t) if self.advance_exact else None
 
     def step_torch(self, X, t: float, dt: float):
         """:meth:`step` on a torch tensor ``(..., Nx)``, differentiable (for filters trained by

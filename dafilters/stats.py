@@ -35,6 +35,7 @@ only. The constants: :data:`LOST_SPREAD_RATIO` :math:`c_s`, :data:`LOST_CLIM_RAT
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -99,16 +100,15 @@ def _crps_weights(N: int) -> np.ndarray:
 def ensemble_metrics(E: np.ndarray, x: np.ndarray) -> tuple[float, float, float, np.ndarray]:
     """RMSE, spread and CRPS of an ensemble ``E`` ``(N, Nx)`` against the truth ``x`` ``(Nx,)``,
     and the rank of ``x_i`` among the members for each component (``(Nx,)``, values ``0..N``)."""
-    N, Nx = E.shape  # (plain sums: np.mean's overhead matters at this size)
-    mu = E.sum(axis=0) / N
+    N, Nx = E.shape  # (ufuncs called directly: at small sizes the wrappers cost more than the sums)
+    add = np.add.reduce
+    mu = add(E, 0) / N
     err = mu - x
-    rmse = np.sqrt(err @ err / Nx)
     A = E - mu
-    spread = np.sqrt(np.einsum("ij,ij->", A, A) / ((N - 1) * Nx))
     Es = np.sort(E, axis=0)
-    crps = (np.abs(E - x).sum() / N - (_crps_weights(N) @ Es).sum()) / Nx
-    ranks = (Es < x).sum(axis=0)
-    return float(rmse), float(spread), float(crps), ranks
+    crps = (add(np.abs(E - x), None) / N - add(_crps_weights(N) @ Es)) / Nx
+    return (math.sqrt(err @ err / Nx), math.sqrt(np.vdot(A, A) / ((N - 1) * Nx)), float(crps),
+            add(Es < x, 0, dtype=np.intp))
 
 
 def weighted_metrics(E: np.ndarray, w: np.ndarray, x: np.ndarray) -> tuple[float, float, float]:
@@ -228,6 +228,7 @@ class Stats:
         self.xx, self.kko, self.masko, self.N = xx, kko, masko, N
         nobs = len(kko)
         self.series = {f"{m}.{fa}": np.full(nobs, np.nan) for m in METRICS for fa in "fa"}
+        self._rows = {fa: tuple(self.series[f"{m}.{fa}"] for m in METRICS) for fa in "fa"}
         self.rank_hist = {fa: np.zeros(N + 1, dtype=np.int64) for fa in "fa"} if N else None
         self.keep = {}
         for what in keep:
@@ -250,10 +251,10 @@ class Stats:
             rmse, spread, crps = weighted_metrics(estimate.E, estimate.w, x)
         else:
             rmse, spread, crps, ranks = ensemble_metrics(estimate, x)
-            if self.rank_hist is not None and self.masko[ko] and np.isfinite(rmse):
+            if self.rank_hist is not None and self.masko[ko] and math.isfinite(rmse):
                 self.rank_hist[fa] += np.bincount(ranks, minlength=self.N + 1)
-        s = self.series
-        s["rmse." + fa][ko], s["spread." + fa][ko], s["crps." + fa][ko] = rmse, spread, crps
+        r, s, c = self._rows[fa]
+        r[ko], s[ko], c[ko] = rmse, spread, crps
         if self.keep:
             self._keep(ko, fa, estimate)
         if not (rmse < self.threshold):  # also catches NaN

@@ -9,6 +9,7 @@ from dafilters.filters.enkf import (
     pertobs_update,
     post_process,
     random_rotation,
+    rotate_anomalies,
     sqrt_update,
 )
 from dafilters.gaussian import Covariance
@@ -109,6 +110,24 @@ def test_random_rotation(rng):
     np.testing.assert_allclose(Om @ Om.T, np.eye(6), atol=1e-12)
     np.testing.assert_allclose(Om @ np.ones(6), np.ones(6), atol=1e-12)
     assert not np.allclose(Om, np.eye(6))
+
+
+def test_random_rotation_is_the_rotation_in_the_basis_with_ones():
+    """Omega = V diag(1, Q) V^T with V's first column 1/sqrt(N) and Q the sign-corrected QR factor
+    of the (N-1, N-1) draw; rotate_anomalies applies the same Omega (same draws) without forming it."""
+    N = 7
+    Om = random_rotation(N, np.random.default_rng(5))
+    Z = np.random.default_rng(5).standard_normal((N - 1, N - 1))
+    Q, Rq = np.linalg.qr(Z)
+    M = np.eye(N)
+    M[:, 0] = 1.0
+    V = np.linalg.qr(M)[0]
+    B = np.eye(N)
+    B[1:, 1:] = Q * np.sign(np.diag(Rq))
+    np.testing.assert_allclose(Om, V @ B @ V.T, rtol=0, atol=1e-14)
+    E = np.random.default_rng(6).standard_normal((N, 4))
+    A = E - E.mean(0)
+    np.testing.assert_allclose(rotate_anomalies(A, np.random.default_rng(5)), Om @ A, rtol=0, atol=1e-14)
 
 
 def test_post_process(rng):

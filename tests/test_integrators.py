@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from dafilters.integrators import rk4, rk4_jacobian, rk4_steps
 from mods.Lorenz63 import d2x_dtdx
@@ -53,27 +54,62 @@ def test_lorenz63_advance_equals_its_steps_bit_for_bit(rng):
         np.testing.assert_array_equal(advance(E, 0.01, 25), ref)
 
 
-def test_forecast_takes_the_exact_advance_without_model_noise(monkeypatch):
-    """The driver's default forecast calls dyn.advance once per cycle where the model says it
-    equals its steps (Lorenz-63): the runs are the same bit for bit; with model noise it steps."""
+def test_lorenz63_fused_advance_equals_rk4_to_round_off(rng):
+    """The fused RK4 (8 numpy calls a step) is the generic rk4 with dxdt, up to round-off: over
+    one step and over a cycle of 25, for small and large ensembles."""
+    from mods.Lorenz63 import advance_fused, x0
+
+    for N in (1, 2, 10, 64, 300):
+        E = x0 + 3 * rng.standard_normal((N, 3))
+        ref = E
+        for n in range(25):
+            ref = rk4(lambda z, t: l63(z), ref, 0.0, 0.01)
+            if n == 0:
+                np.testing.assert_allclose(advance_fused(E, 0.01, 1), ref, rtol=1e-15, atol=1e-14)
+        out = advance_fused(E, 0.01, 25)
+        np.testing.assert_allclose(out, ref, rtol=1e-14, atol=1e-13)
+        assert out.flags.c_contiguous and out.shape == (N, 3)
+        assert not np.array_equal(advance_fused(E, 0.02, 25), out)  # dt is used, not a cached one
+    with pytest.raises(ValueError, match=r"\(N, 3\)"):
+        advance_fused(x0, 0.01, 1)
+
+
+def test_forecast_takes_the_model_shortcut_without_model_noise(monkeypatch):
+    """The driver's default forecast calls dyn.forecast_advance once per cycle without model
+    noise: Lorenz-63's fused RK4, whose runs equal those that step (to round-off over 60 cycles;
+    the PertObs runs synchronise to the observations); with model noise it steps. A model without
+    a shortcut (the Dynamics default: advance where advance_exact, else None) steps."""
     import dafilters as daf
     from mods.Lorenz63 import Lorenz63, Lorenz63Dynamics, sakov2012
 
     hmm = sakov2012.HMM.replace(tseq=dict(Ko=60, BurnIn=1.0))
     xx, yy = hmm.simulate(2)
     calls = []
-    advance = Lorenz63Dynamics.advance
-    monkeypatch.setattr(Lorenz63Dynamics, "advance", lambda self, *a: calls.append(a) or advance(self, *a))
+    shortcut = Lorenz63Dynamics.forecast_advance
     runs = {}
-    for exact in (True, False):
-        monkeypatch.setattr(Lorenz63Dynamics, "advance_exact", exact)
+    for fused in (True, False):
+        monkeypatch.setattr(Lorenz63Dynamics, "forecast_advance",
+                            lambda self, *a, on=fused: calls.append(a) or shortcut(self, *a) if on else None)
         for upd in ("Sqrt", "PertObs"):
-            runs[exact, upd] = daf.EnKF(upd, N=10, infl=1.02).assimilate(hmm, xx, yy, seed=2, keep=("mean",))
-        assert bool(calls) == exact
+            runs[fused, upd] = daf.EnKF(upd, N=10, infl=1.02).assimilate(hmm, xx, yy, seed=2, keep=("mean",))
+        assert len(calls) == (61 * 2 if fused else 0)
         calls.clear()
     for upd in ("Sqrt", "PertObs"):
-        np.testing.assert_array_equal(runs[True, upd].keep["mean.a"], runs[False, upd].keep["mean.a"])
-    monkeypatch.setattr(Lorenz63Dynamics, "advance_exact", True)
+        np.testing.assert_allclose(runs[True, upd].keep["mean.a"], runs[False, upd].keep["mean.a"],
+                                   rtol=0, atol=1e-9)
+    monkeypatch.setattr(Lorenz63Dynamics, "forecast_advance",
+                        lambda self, *a: calls.append(a) or shortcut(self, *a))
     noisy = hmm.replace(dyn=Lorenz63(noise=0.1))
     daf.EnKF("Sqrt", N=10).assimilate(noisy, *noisy.simulate(2), seed=2)
     assert not calls
+
+
+def test_dynamics_forecast_advance_default():
+    from dafilters.hmm import Dynamics
+
+    class Exact(Dynamics):
+        advance_exact = True
+
+    E = np.ones((2, 3))
+    assert Dynamics(3, model=lambda E, t, dt: 2 * E).forecast_advance(E, 0.1, 3) is None
+    np.testing.assert_array_equal(Exact(3, model=lambda E, t, dt: 2 * E).forecast_advance(E, 0.1, 3), 8 * E)

@@ -144,11 +144,13 @@ class Filter:
     def forecast(self, state: Any, ctx: Context, k0: int, k1: int) -> Any:
         """Advance the state from model step ``k0`` to ``k1``. Default: an ensemble ``(N, Nx)``
         is stepped by the dynamics, with model noise, one step at a time; without model noise,
-        by one call of ``dyn.advance`` where the model says that it equals the steps bit for bit
-        (``advance_exact``, e.g. Lorenz-63's steps in one loop)."""
+        by one call of ``dyn.forecast_advance`` where the model has one (its steps bit for bit,
+        ``advance_exact``, or to round-off, e.g. Lorenz-63's fused RK4)."""
         dyn, tt, dt = ctx.hmm.dyn, ctx.hmm.tseq.tt, ctx.hmm.tseq.dt
-        if dyn.noise is None and k1 - k0 > 1 and getattr(dyn, "advance_exact", False):
-            return dyn.advance(state, dt, k1 - k0, tt[k0])
+        if dyn.noise is None and k1 - k0 > 1:
+            E = dyn.forecast_advance(state, dt, k1 - k0, tt[k0])
+            if E is not None:
+                return E
         for k in range(k0, k1):
             state = dyn.forecast(state, tt[k], dt, ctx.rng)
         return state

@@ -31,13 +31,14 @@ from functools import lru_cache
 
 import numpy as np
 
+from .. import lapack
 from ..gaussian import Covariance
 from ..localization import TAPERS, pairwise_distances, taper
 from .base import Context, Filter, check_ensemble_size
 
 __all__ = [
     "EnKF", "UPDATES", "sqrt_update", "pertobs_update", "denkf_update", "ensemble_gain_factor",
-    "obs_space_factor", "use_obs_space", "random_rotation", "post_process",
+    "obs_space_factor", "use_obs_space", "random_rotation", "rotate_anomalies", "post_process",
 ]
 
 
@@ -55,7 +56,7 @@ def ensemble_gain_factor(Y: np.ndarray, R: Covariance) -> tuple[np.ndarray, np.n
     S = R.whiten(Y)
     G = S @ S.T
     G[np.diag_indices(N)] += N - 1
-    d, V = np.linalg.eigh(G)
+    d, V = lapack.eigh(G)
     return d, V, R.solve(Y)
 
 
@@ -83,7 +84,7 @@ def obs_space_factor(Y: np.ndarray, R: Covariance) -> tuple[np.ndarray, np.ndarr
     :math:`K_y^{-1} = (S^T S + (N-1) I)^{-1} = W \mathrm{diag}(1/(\lambda + N - 1)) W^T`.
     """
     S = R.whiten(Y)
-    lam, W = np.linalg.eigh(S.T @ S)
+    lam, W = lapack.eigh(S.T @ S)
     return S, np.maximum(lam, 0.0), W
 
 
@@ -112,9 +113,9 @@ def sqrt_update(E: np.ndarray, Eo: np.ndarray, y: np.ndarray, R: Covariance,
     ``space``: see :func:`use_obs_space`.
     """
     N = E.shape[0]
-    mu = E.mean(axis=0)
+    mu = E.sum(axis=0) / N  # = E.mean(axis=0) bit for bit, without np.mean's overhead
     A = E - mu
-    yo = Eo.mean(axis=0)
+    yo = Eo.sum(axis=0) / N
     Y = Eo - yo
     if use_obs_space(N, Y.shape[1], space):
         c = N - 1.0
@@ -150,10 +151,10 @@ def pertobs_update(E: np.ndarray, Eo: np.ndarray, y: np.ndarray, R: Covariance,
     """
     N = E.shape[0]
     D = R.sample(N, rng)
-    D -= D.mean(axis=0)
+    D -= D.sum(axis=0) / N
     D *= np.sqrt(N / (N - 1))
-    A = E - E.mean(axis=0)
-    Y = Eo - Eo.mean(axis=0)
+    A = E - E.sum(axis=0) / N
+    Y = Eo - Eo.sum(axis=0) / N
     if use_obs_space(N, Y.shape[1], space):
         S, lam, W = obs_space_factor(Y, R)
         KSA = W @ ((W.T @ (S.T @ A)) / (lam + (N - 1))[:, None])  # K_y^{-1} S^T A, (Ny, Nx)
@@ -176,9 +177,9 @@ def denkf_update(E: np.ndarray, Eo: np.ndarray, y: np.ndarray, R: Covariance,
     Args: as :func:`sqrt_update`.
     """
     N = E.shape[0]
-    mu = E.mean(axis=0)
+    mu = E.sum(axis=0) / N  # = E.mean(axis=0) bit for bit, without np.mean's overhead
     A = E - mu
-    yo = Eo.mean(axis=0)
+    yo = Eo.sum(axis=0) / N
     Y = Eo - yo
     if use_obs_space(N, Y.shape[1], space):
         S, lam, W = obs_space_factor(Y, R)
@@ -227,36 +228,47 @@ def localized_update(E: np.ndarray, Eo: np.ndarray, y: np.ndarray, R: Covariance
 
 
 @lru_cache(maxsize=32)
-def _basis_with_ones(N: int) -> np.ndarray:
-    """An orthonormal basis ``(N, N)`` of R^N whose first column is ``1/sqrt(N)``."""
+def _mean_free_basis(N: int) -> tuple[np.ndarray, np.ndarray]:
+    """An orthonormal basis ``V1`` ``(N, N-1)`` of the vectors of R^N that sum to zero (the
+    complement of ``1/sqrt(N)``), and its transpose, both C-ordered and read-only."""
     M = np.eye(N)
     M[:, 0] = 1.0
-    Q, _ = np.linalg.qr(M)
-    return Q
+    V1 = np.ascontiguousarray(np.linalg.qr(M)[0][:, 1:])
+    V1T = np.ascontiguousarray(V1.T)
+    V1.flags.writeable = V1T.flags.writeable = False
+    return V1, V1T
 
 
 def random_rotation(N: int, rng: np.random.Generator) -> np.ndarray:
     r"""A Haar-random orthogonal ``(N, N)`` matrix that preserves the ensemble mean
-    (:math:`\Omega 1 = 1`): :math:`\Omega = V\,\mathrm{diag}(1, Q)\,V^T` with ``V`` a basis whose
-    first vector is :math:`1/\sqrt N` and ``Q`` Haar-distributed on ``O(N-1)``."""
-    Z = rng.standard_normal((N - 1, N - 1))
-    Q, Rq = np.linalg.qr(Z)
-    Q *= np.sign(np.diag(Rq))
-    V = _basis_with_ones(N)
-    B = np.eye(N)
-    B[1:, 1:] = Q
-    return V @ B @ V.T
+    (:math:`\Omega 1 = 1`): :math:`\Omega = \tfrac1N 1 1^T + V_1 Q V_1^T` with ``V_1`` ``(N, N-1)``
+    an orthonormal basis of the vectors orthogonal to ``1`` and ``Q`` Haar-distributed on
+    ``O(N-1)`` (:func:`~dafilters.lapack.orthogonal_factor` of an ``(N-1, N-1)`` standard normal
+    draw); that is :math:`V \mathrm{diag}(1, Q) V^T` with :math:`V = [1/\sqrt N, V_1]`."""
+    V1, V1T = _mean_free_basis(N)
+    return V1 @ lapack.orthogonal_factor(rng.standard_normal((N - 1, N - 1))) @ V1T + 1.0 / N
+
+
+def rotate_anomalies(A: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    r""":math:`\Omega A` for anomalies ``A`` ``(N, Nx)`` (rows summing to zero) and :math:`\Omega`
+    drawn as :func:`random_rotation` draws it (the same draws from ``rng``): since
+    :math:`1^T A = 0`, :math:`\Omega A = V_1 (Q (V_1^T A))`, without forming :math:`\Omega`."""
+    N = A.shape[0]
+    V1, V1T = _mean_free_basis(N)
+    Q = lapack.orthogonal_factor(rng.standard_normal((N - 1, N - 1)))
+    return V1 @ (Q @ (V1T @ A))
 
 
 def post_process(E: np.ndarray, infl: float, rot: bool, rng: np.random.Generator) -> np.ndarray:
     r"""Multiplicative inflation and random rotation of the anomalies:
-    :math:`E \leftarrow \bar x + \Omega\, \lambda A` (:math:`\Omega = I` without ``rot``)."""
+    :math:`E \leftarrow \bar x + \Omega\, \lambda A` (:math:`\Omega = I` without ``rot``;
+    :func:`rotate_anomalies`)."""
     if infl == 1.0 and not rot:
         return E
-    mu = E.mean(axis=0)
+    mu = E.sum(axis=0) / E.shape[0]  # = E.mean(axis=0) bit for bit
     A = E - mu
     if rot:
-        A = random_rotation(E.shape[0], rng) @ A
+        A = rotate_anomalies(A, rng)
     return mu + infl * A
 
 

@@ -8,6 +8,7 @@ with the classical parameters :math:`\sigma = 10, \rho = 28, \beta = 8/3`. State
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import ClassVar
 
 import numpy as np
@@ -107,14 +108,91 @@ def advance(E: np.ndarray, dt: float, steps: int, t: float = 0.0) -> np.ndarray:
     return x
 
 
+@lru_cache(maxsize=16)
+def _stage_maps(dt: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The matrices of :func:`advance_fused` for a step ``dt``: ``M2`` ``(4, 6)``, ``M3``
+    ``(4, 12)``, ``M4`` ``(4, 18)``, ``M5`` ``(4, 24)`` (read-only)."""
+    D = np.zeros((4, 3))
+    D[[0, 1, 2, 3], [0, 0, 1, 2]] = 1.0  # (x, y, z) -> (x, x, y, z)
+    W6 = np.zeros((6, 3))
+    W6[0], W6[2:] = _W[0], _W[1:]  # the tendency from (x, x, y, z, xy, xz)
+    T, J, Z = D @ W6.T, np.zeros((4, 6)), np.zeros((4, 6))
+    J[:, :4] = np.eye(4)  # (x, x, y, z) out of the first stage's features
+    h = dt / 2
+    maps = (J + h * T, np.hstack([J, h * T]), np.hstack([J, Z, dt * T]),
+            np.hstack([J + (dt / 6) * T, (dt / 3) * T, (dt / 3) * T, (dt / 6) * T]))
+    for M in maps:
+        M.flags.writeable = False
+    return maps
+
+
+def advance_fused(E: np.ndarray, dt: float, steps: int) -> np.ndarray:
+    r"""``steps`` RK4 steps of an ensemble ``E`` ``(N, 3)``: :func:`advance` to round-off, in 8
+    numpy calls per step instead of about 30 (at N = 10 a call, not its arithmetic, is the cost).
+
+    With the features :math:`\varphi(s) = (s_x, s_x, s_y, s_z, s_x s_y, s_x s_z)` the tendency is
+    linear in them, :math:`f(s) = T\varphi(s)` (:func:`dxdt`), so every RK4 stage input, and the
+    step itself, is one linear map of the stacked features :math:`\Phi_i = \varphi(s_i)` of the
+    earlier stages (:math:`s_1 = x`, whose first features are :math:`x`):
+
+    .. math::
+        s_2 = x + \tfrac{dt}{2} T\Phi_1 = M_2 \Phi_1, \quad
+        s_3 = M_3 [\Phi_1; \Phi_2], \quad s_4 = M_4 [\Phi_1; \Phi_2; \Phi_3], \quad
+        x_+ = M_5 [\Phi_1; \dots; \Phi_4],
+
+    :math:`M_5 = [J + \tfrac{dt}{6}T,\ \tfrac{dt}{3}T,\ \tfrac{dt}{3}T,\ \tfrac{dt}{6}T]` with
+    :math:`J` the map :math:`\Phi_1 \mapsto x`. The features live by variable in one ``(24, N)``
+    buffer (a stage's rows ``x, x, y, z, xy, xz``), the maps write ``(x, x, y, z)`` with ``x`` twice,
+    so a stage is one element-wise product of contiguous rows, ``(x, x) * (y, z)``, and one matrix
+    product on a contiguous block, with no temporaries. Only the order of the floating-point
+    operations differs from :func:`rk4` with :func:`dxdt` (about 1e-15 relative per step; the flow
+    is chaotic, so trajectories part after some 30 time units, as those of any two
+    implementations of RK4 do).
+
+    Returns a C-ordered ``(N, 3)`` array.
+    """
+    E = np.asarray(E, dtype=float)
+    if E.ndim != 2 or E.shape[1] != 3:
+        raise ValueError(f"advance_fused integrates ensembles (N, 3), got shape {E.shape}")
+    N = E.shape[0]
+    G = np.empty((24, N))
+    G[0] = E[:, 0]
+    G[1:4] = E.T
+    flat = G.reshape(-1)  # a view: stage i's rows (x, x), (y, z), (xy, xz) are contiguous runs
+    (x1, x2, x3, x4), (y1, y2, y3, y4), (p1, p2, p3, p4) = (
+        [flat[(6 * i + j) * N: (6 * i + j + 2) * N] for i in range(4)] for j in (0, 2, 4))
+    S2, S3, S4, X = (G[6 * i: 6 * i + 4] for i in (1, 2, 3, 0))  # what the maps write
+    F1, F2, F3, F4 = (G[: 6 * i] for i in (1, 2, 3, 4))  # what they read
+    M2, M3, M4, M5 = _stage_maps(float(dt))
+    mul, mm = np.multiply, np.matmul
+    for _ in range(int(steps)):
+        mul(x1, y1, out=p1)
+        mm(M2, F1, out=S2)
+        mul(x2, y2, out=p2)
+        mm(M3, F2, out=S3)
+        mul(x3, y3, out=p3)
+        mm(M4, F3, out=S4)
+        mul(x4, y4, out=p4)
+        mm(M5, F4, out=X)  # overlaps F4: numpy buffers the product
+    return np.ascontiguousarray(G[1:4].T)
+
+
 class Lorenz63Dynamics(Dynamics):
-    """:class:`~dafilters.dynamics.Dynamics` with the multi-step :func:`advance`, which the
-    filters' forecast takes for deterministic runs (``advance_exact``)."""
+    """:class:`~dafilters.dynamics.Dynamics` with the multi-step :func:`advance` (bit for bit its
+    steps) and, for the filters' forecast of deterministic runs, :func:`advance_fused` (its steps
+    to round-off, in fewer numpy calls)."""
 
     #: ``advance(E, dt, n, t)`` equals ``n`` calls of :meth:`step` bit for bit.
     advance_exact: ClassVar[bool] = True
 
     def advance(self, E: np.ndarray, dt: float, steps: int, t: float = 0.0) -> np.ndarray:
+        return advance(E, dt, steps, t)
+
+    def forecast_advance(self, E: np.ndarray, dt: float, steps: int, t: float = 0.0) -> np.ndarray:
+        """:func:`advance_fused` for ensembles ``(N, 3)`` (else :func:`advance`); the flow is
+        autonomous, ``t`` is unused."""
+        if np.ndim(E) == 2:
+            return advance_fused(E, dt, steps)
         return advance(E, dt, steps, t)
 
 
