@@ -10,6 +10,12 @@ The spin-up (no gradients) is timed separately, in cycles per second too.
     python benchmarks/mnmef_throughput.py                      # the configurations of CONFIGS
     python benchmarks/mnmef_throughput.py --configs before fast --threads 1 --steps 5
 
+The code before issue 18 (git 611ebf7, which has no ``form``) is measured by the same script with
+that tree first on the path (``git archive 611ebf7 | tar -x -C /tmp/orig; PYTHONPATH=/tmp/orig
+python benchmarks/mnmef_throughput.py --configs before``). Configurations ending in ``-compiled``
+run the forecast through ``torch.compile`` (``fit(hmm, compile=True)``); their compilation time
+is the ``first step`` column (the untimed first step, wall seconds).
+
 Each configuration is a set of MNMEF and training settings; they all run in the same process,
 one after the other, so their figures compare on the same machine load.
 """
@@ -29,7 +35,7 @@ from dafilters.filters.mnmef.update import TorchObs
 from dafilters.nn.data import simulate_trajectories
 from mods.Lorenz96 import bach2025
 
-#: name -> (MNMEF keyword arguments, training changes)
+#: name -> (MNMEF keyword arguments, training changes[, compile the forecast])
 CONFIGS = {
     # the defaults before issue 18: 16 windows of 20 cycles a step, truncation every 5 cycles
     "before": ({}, {"batch_size": 16, "window": 20, "detach_every": 5}),
@@ -41,24 +47,30 @@ CONFIGS = {
     "fast-w60": ({"form": "reference"}, {"batch_size": 128, "window": 60, "detach_every": 1}),
     # half the width: the networks dominate the cost
     "fast-d32": ({"form": "reference"}, {"batch_size": 256, "window": 20, "detach_every": 1, "d_model": 32}),
+    # the forecast compiled
+    "fast-compiled": ({"form": "reference"}, {"batch_size": 256, "window": 20, "detach_every": 1}, True),
+    "fast-d32-compiled": ({"form": "reference"},
+                          {"batch_size": 256, "window": 20, "detach_every": 1, "d_model": 32}, True),
 }
 
 
-def setup(hmm, N: int, flt_kw: dict, train_kw: dict):
+def setup(hmm, N: int, flt_kw: dict, train_kw: dict, compile: bool = False):
     flt = daf.MNMEF(N=N, **flt_kw, training=train_kw)
     flt.spec = flt.spec_for(hmm)
     flt.nets = flt.build(flt.spec)
     cfg = flt.training
     bxy, byy, r_std = flt.observation_layout(hmm, 0)
-    cycle = Cycle(flt.nets, model_forecast(hmm), TorchObs(hmm.obs, 0), r_std, bxy, byy,
-                  flt.spec["scale"], form=flt.form)
+    forecast = model_forecast(hmm, compile) if compile else model_forecast(hmm)
+    form = {"form": flt.form} if hasattr(flt, "form") else {}  # the code before issue 18 has none
+    cycle = Cycle(flt.nets, forecast, TorchObs(hmm.obs, 0), r_std, bxy, byy, flt.spec["scale"], **form)
     return flt, cfg, cycle
 
 
 def measure(hmm, truth: torch.Tensor, ys: torch.Tensor, N: int, flt_kw: dict, train_kw: dict,
-            steps: int) -> dict:
-    """Cycles per second of training steps (after one untimed warm-up step) and of the spin-up."""
-    flt, cfg, cycle = setup(hmm, N, flt_kw, train_kw)
+            steps: int, compile: bool = False) -> dict:
+    """Cycles per second of training steps (after one untimed warm-up step, whose wall time is
+    ``first_s``) and of the spin-up."""
+    flt, cfg, cycle = setup(hmm, N, flt_kw, train_kw, compile)
     gen = torch.Generator().manual_seed(0)
     B, W = cfg.batch_size, cfg.window
     loss = WindowLoss(cycle, cfg, gen)
@@ -72,9 +84,11 @@ def measure(hmm, truth: torch.Tensor, ys: torch.Tensor, N: int, flt_kw: dict, tr
         X, Y = truth[rows[i][:, None], idx], ys[rows[i][:, None], idx]
         return X, Y, X[:, 0, None] + torch.randn(B, N, X.shape[-1], generator=gen)
 
-    times = []
+    times, wall = [], time.perf_counter()
     for i in range(steps + 1):
         b = batch(i)
+        if i == 1:
+            first_s = time.perf_counter() - wall
         t0 = time.process_time()
         opt.zero_grad()
         value = loss(b)
@@ -88,7 +102,7 @@ def measure(hmm, truth: torch.Tensor, ys: torch.Tensor, N: int, flt_kw: dict, tr
     spun_up_ensembles(cycle, truth[:n_spin, :101], ys[:n_spin, :101], N, 1.0, gen)
     spin = n_spin * 100 / (time.process_time() - t0)
     return {"batch": B, "window": W, "step_s": step_s, "cycles_per_s": B * W / step_s,
-            "spinup_cycles_per_s": spin}
+            "spinup_cycles_per_s": spin, "first_s": first_s}
 
 
 def main(argv=None) -> None:
@@ -112,7 +126,8 @@ def main(argv=None) -> None:
     best = {}
     for _ in range(args.repeat):
         for name in args.configs:
-            r = measure(hmm, truth, ys, args.N, *CONFIGS[name], args.steps)
+            flt_kw, train_kw, *compile = CONFIGS[name]
+            r = measure(hmm, truth, ys, args.N, flt_kw, train_kw, args.steps, *compile)
             if name not in best or r["cycles_per_s"] > best[name]["cycles_per_s"]:
                 best[name] = r
     base = None
@@ -120,7 +135,7 @@ def main(argv=None) -> None:
         base = base or r["cycles_per_s"]
         print(f"{name:16s} batch {r['batch']:4d} x window {r['window']:3d}: {r['step_s']:7.3f} s/step, "
               f"{r['cycles_per_s']:8.0f} cycles/s ({r['cycles_per_s'] / base:5.1f}x), spin-up "
-              f"{r['spinup_cycles_per_s']:7.0f} cycles/s", flush=True)
+              f"{r['spinup_cycles_per_s']:7.0f} cycles/s, first step {r['first_s']:5.1f} s", flush=True)
 
 
 if __name__ == "__main__":

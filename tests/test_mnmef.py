@@ -315,3 +315,85 @@ def test_reference_form_trains_saves_loads_and_fine_tunes(hmm, tmp_path):
     assert fine.training_log["summary_frozen"]
     with pytest.raises(ValueError, match="another form"):
         MNMEF(N=12, training=kw["training"]).fit(hmm, pretrained=flt, progress=False)
+
+
+def test_set_summary_attention_is_torchs_multihead_attention():
+    """The written-out attentions compute nn.MultiheadAttention's function of its parameters,
+    values and gradients (self-attention, and the pooling to one learned query)."""
+    from dafilters.filters.mnmef.nets import SetSummary, query_attention, self_attention
+
+    torch.manual_seed(0)
+    m = SetSummary(12, 16, heads=4)
+    with torch.no_grad():  # non-zero biases (torch starts them at zero)
+        m.attn.in_proj_bias.normal_()
+        m.pool.in_proj_bias.normal_()
+    H = torch.randn(5, 7, 16, dtype=torch.float64, requires_grad=True)
+    m = m.double()
+    q = m.query.expand(5, -1, -1)
+    pairs = [(self_attention(m.attn, H), m.attn(H, H, H, need_weights=False)[0]),
+             (query_attention(m.pool, m.query[0, 0], H), m.pool(q, H, H, need_weights=False)[0][:, 0])]
+    for ours, theirs in pairs:
+        np.testing.assert_allclose(ours.detach(), theirs.detach(), atol=1e-12)
+        w = torch.randn_like(ours)
+        params = [H, *m.parameters()]
+        g1 = torch.autograd.grad((ours * w).sum(), params, allow_unused=True)
+        g2 = torch.autograd.grad((theirs * w).sum(), params, allow_unused=True)
+        for a, b in zip(g1, g2):
+            if a is None or b is None:
+                assert a is None and b is None or float((a if b is None else b).abs().max()) < 1e-12
+            else:
+                np.testing.assert_allclose(a, b, atol=1e-10)
+
+
+def test_reference_heads_read_tokens_and_summary_through_one_mlp():
+    """ReferenceHeads' corrections are its MLP of [T_n, s] (first layer split in two parts)."""
+    from dafilters.filters.mnmef.nets import ReferenceHeads
+
+    torch.manual_seed(1)
+    heads = ReferenceHeads(8, 5, Nx=6, Ny=3, loc_init=2.0, bin_width=1.0).double()
+    with torch.no_grad():
+        heads.corr[-1].weight.normal_()
+    T, H, s = torch.randn(4, 7, 9).double(), torch.randn(4, 7, 8).double(), torch.randn(4, 8).double()
+    _, da, dy, dx = heads(T, H, s)
+    out = heads.corr(torch.cat([T, s[:, None].expand(-1, 7, -1)], -1))
+    np.testing.assert_allclose(torch.cat([da, dy, dx], -1).detach(), out.detach(), atol=1e-12)
+    assert (da.shape, dy.shape, dx.shape) == ((4, 7, 6), (4, 7, 3), (4, 7, 6))
+
+
+def test_training_forecast_is_the_numpy_model(hmm):
+    """The torch forecast of training (Lorenz-96's padded tendency) is the numpy model's."""
+    dko = int(hmm.tseq.kko[0])
+    E = np.random.default_rng(0).normal(0, 3, (2, 4, hmm.Nx))
+    got = ModelForecast(hmm.dyn, dko, hmm.tseq.dt)(torch.as_tensor(E)).numpy()
+    want = E.copy()
+    for _ in range(dko):
+        want = hmm.dyn.step(want, 0.0, hmm.tseq.dt)
+    np.testing.assert_allclose(got, want, atol=1e-12)
+
+
+def test_compiled_forecast_falls_back_to_eager(hmm, monkeypatch):
+    """If torch.compile's function fails, the forecast warns once and runs eagerly (same values)."""
+    def broken(fn, **kw):
+        def run(E):
+            raise RuntimeError("no compiler here")
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken)
+    dko = int(hmm.tseq.kko[0])
+    fc = ModelForecast(hmm.dyn, dko, hmm.tseq.dt, compile=True)
+    E = torch.randn(3, 4, hmm.Nx)
+    with pytest.warns(RuntimeWarning, match="running it eagerly"):
+        out = fc(E)
+    assert fc.compiled is None
+    torch.testing.assert_close(out, ModelForecast(hmm.dyn, dko, hmm.tseq.dt)(E), rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_compiled_forecast_matches_eager(hmm):
+    """torch.compile's forecast (about 20-40 s to compile) gives the eager values to rounding."""
+    dko = int(hmm.tseq.kko[0])
+    fc = ModelForecast(hmm.dyn, dko, hmm.tseq.dt, compile=True)
+    for B in (16, 3):  # dynamic shapes: one compilation
+        E = 3 * torch.randn(B, 5, hmm.Nx)
+        torch.testing.assert_close(fc(E), fc.eager(E), rtol=1e-5, atol=1e-5)
+    assert fc.compiled is not None

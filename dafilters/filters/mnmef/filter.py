@@ -116,9 +116,12 @@ class MNMEF(LearnedFilter):
 
     # -- training ---------------------------------------------------------------------------
     def learn(self, hmm: HMM, progress: bool | None = None, cache_dir=None,
-              pretrained: MNMEF | None = None, freeze_summary: bool = True) -> dict[str, Any]:
+              pretrained: MNMEF | None = None, freeze_summary: bool = True,
+              compile: bool = False) -> dict[str, Any]:
         """Unrolled training on windows of simulated trajectories (:mod:`.learn`); with
         ``pretrained`` (an MNMEF trained on the same HMM, e.g. at another ``N``: ``fit(hmm,
         pretrained=other)``), start from its weights and fine-tune, with the set summary frozen
-        (``freeze_summary=True``, the paper's recipe) or all weights trained."""
-        return learn_mnmef(self, hmm, progress, cache_dir, pretrained, freeze_summary)
+        (``freeze_summary=True``, the paper's recipe) or all weights trained. ``compile=True``
+        (``fit(hmm, compile=True)``) runs the model's forecast through ``torch.compile``
+        (:class:`~dafilters.filters.mnmef.learn.ModelForecast`; eager if that fails)."""
+        return learn_mnmef(self, hmm, progress, cache_dir, pretrained, freeze_summary, compile)

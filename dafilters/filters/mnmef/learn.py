@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -42,26 +43,46 @@ __all__ = ["ModelForecast", "Cycle", "TrainingWindows", "WindowLoss",
 
 class ModelForecast:
     """The model's torch step over one observation interval (``steps`` steps of ``dt``), on
-    ensembles ``(B, N, Nx)``."""
+    ensembles ``(B, N, Nx)``.
 
-    def __init__(self, dyn: Dynamics, steps: int, dt: float):
+    With ``compile=True`` the interval is run through ``torch.compile`` (dynamic shapes: one
+    compilation serves every batch size; a second one is made the first time the forecast
+    carries a graph). On Lorenz-96 (40 variables, 5 steps) the compiled forecast takes about a
+    third of the eager one's CPU time, after about 20 s of compilation. If compiling or running
+    the compiled forecast fails, a warning says so and the eager forecast is used from then on.
+    """
+
+    def __init__(self, dyn: Dynamics, steps: int, dt: float, compile: bool = False):
         self.dyn, self.steps, self.dt = dyn, steps, dt
+        self.compiled = torch.compile(self.eager, dynamic=True) if compile else None
 
-    def __call__(self, E: torch.Tensor) -> torch.Tensor:
+    def eager(self, E: torch.Tensor) -> torch.Tensor:
+        """The forecast, one ``step_torch`` after the other."""
         for _ in range(self.steps):
             E = self.dyn.step_torch(E, 0.0, self.dt)
         return E
 
+    def __call__(self, E: torch.Tensor) -> torch.Tensor:
+        if self.compiled is not None:
+            try:
+                return self.compiled(E)
+            except Exception as err:  # noqa: BLE001 - any failure of the compiler: run eagerly
+                warnings.warn(f"the compiled forecast failed ({type(err).__name__}: {err}); "
+                              "running it eagerly", RuntimeWarning, stacklevel=2)
+                self.compiled = None
+        return self.eager(E)
 
-def model_forecast(hmm: HMM) -> ModelForecast:
-    """The forecast over one observation interval of ``hmm`` in torch; a clear error if the
-    observations are not regularly spaced or the model has no torch step."""
+
+def model_forecast(hmm: HMM, compile: bool = False) -> ModelForecast:
+    """The forecast over one observation interval of ``hmm`` in torch (compiled if asked:
+    :class:`ModelForecast`); a clear error if the observations are not regularly spaced or the
+    model has no torch step."""
     tseq = hmm.tseq
     dko = np.diff(np.concatenate([[0], tseq.kko]))
     if not np.all(dko == dko[0]):
         raise ValueError("MNMEF training needs regularly spaced observations")
     hmm.dyn.step_torch(torch.zeros(1, hmm.Nx), 0.0, tseq.dt)  # a clear error if the model has none
-    return ModelForecast(hmm.dyn, int(dko[0]), tseq.dt)
+    return ModelForecast(hmm.dyn, int(dko[0]), tseq.dt, compile)
 
 
 @dataclass
@@ -236,10 +257,13 @@ def start_from(pretrained: MNMEF, nets: dict[str, nn.Module], spec: dict[str, An
 
 
 def learn_mnmef(flt: MNMEF, hmm: HMM, progress: bool | None = None, cache_dir=None,
-                pretrained: MNMEF | None = None, freeze_summary: bool = True) -> dict[str, Any]:
-    """Train ``flt.nets`` as ``flt.training`` says (see the module docstring); the training log."""
+                pretrained: MNMEF | None = None, freeze_summary: bool = True,
+                compile: bool = False) -> dict[str, Any]:
+    """Train ``flt.nets`` as ``flt.training`` says (see the module docstring); the training log.
+    ``compile``: compile the model's forecast (:class:`ModelForecast`; how the training runs,
+    not what it trains, so not a training setting)."""
     cfg = flt.training if progress is None else dataclasses.replace(flt.training, progress=progress)
-    forecast = model_forecast(hmm)
+    forecast = model_forecast(hmm, compile)
     frozen = [] if pretrained is None else start_from(pretrained, flt.nets, flt.spec, hmm, freeze_summary)
     try:
         xx, yy = simulate_trajectories(hmm, cfg.n_traj, seed=cfg.seed, cache_dir=cache_dir)
