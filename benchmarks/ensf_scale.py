@@ -4,7 +4,7 @@
     python benchmarks/ensf_scale.py --sizes 1000000 --cycles 10 --methods EnSF
     python benchmarks/ensf_scale.py --markdown               # a table for benchmarks/README.md
     python benchmarks/ensf_scale.py --bandwidth              # the machine's memory bandwidth
-    python benchmarks/ensf_scale.py --sampler 100000         # EnSF's sampler, fused against unfused
+    python benchmarks/ensf_scale.py --sampler 100000         # EnSF's samplers: kernel, unfused, fused
 
 Setting: ``mods.Lorenz96.bao2024.build(Nx)`` (RK4 dt 0.01, arctan of every variable every 10
 steps, sigma_y 0.05, truth and initial ensemble from N(0, I)). EnSF: N=20, 500 reverse steps
@@ -15,7 +15,10 @@ Each (method, Nx) runs in its own process, so the peak resident memory (``ru_max
 the run alone. The run streams the truth (the driver's ``Filter.assimilate`` keeps the whole
 truth trajectory, 8 GB at Nx=10^6 over 1000 steps) but calls the same filter hooks
 (``initialize``, ``forecast``, ``analysis``) as the driver. "s/analysis" is the mean wall time of
-the analysis hook after the first cycle; "s/forecast" that of the model forecast (numpy, float64).
+the analysis hook after the first cycle, "CPU s/analysis" the process's CPU time in it (all
+threads; on a shared machine the wall time is this over the share of the cores the process got);
+"s/forecast" that of the model forecast (numpy, float64). EnSF takes its compiled kernel where it
+loads (``--kernel off``: the torch path).
 """
 
 from __future__ import annotations
@@ -69,40 +72,48 @@ def bandwidth(mib: int = 256, repeats: int = 5) -> list[dict]:
 #: Bytes read and written per element and reverse step, outside the cache: unfused, the 15
 #: element-wise operations of the score and the step each read one or two arrays of a row block
 #: and write one (4 bytes a float32), plus the noise written; fused, Z read and written, X and y
-#: read (the noise, the score and the scratch stay in a tile of the core's cache).
-BYTES_PER_ELEMENT_STEP = {"unfused": 88 + 64, "fused": 16}
+#: read (the noise, the score and the scratch stay in a tile of the core's cache); the compiled
+#: kernel takes all the steps of 1024 elements in L1 and draws the noise there, so Z is read and
+#: written, X and y read once per analysis: 16 B over all the steps.
+BYTES_PER_ELEMENT_STEP = {"unfused": 88 + 64, "fused": 16, "kernel": 16}
+PER_ANALYSIS = {"kernel"}
 
 
 def sampler_ab(Nx: int, N: int = 20, steps: int = 500, repeats: int = 2, seed: int = 0) -> list[dict]:
     """EnSF's reverse SDE on the bao2024 setting's arctan likelihood at size ``Nx``, timed with
-    the fused sampler and without (the same inputs and noise streams, alternated ``repeats``
-    times; the samples are compared)."""
+    the compiled kernel (where it loads), the fused sampler and the unfused loop (the same
+    inputs and generators, alternated ``repeats`` times; the fused and unfused samples are
+    compared, and the kernel's, from its own noise stream, by their mean and spread)."""
     import torch
 
     import dafilters as daf
     from dafilters.filters.ensf import elementwise_likelihood, ensf_sample
+    from dafilters.filters.ensf_kernel import load_kernel
 
     g = torch.Generator().manual_seed(seed)
     X = torch.randn(N, Nx, generator=g)
     obs = daf.ArctanObs(Nx, 0.05**2)
     y = torch.atan(torch.randn(Nx, generator=g)) + 0.05 * torch.randn(Nx, generator=g)
     lik = elementwise_likelihood(obs, y, 0, X)
-    times, out = {"unfused": [], "fused": []}, {}
+    modes = (["kernel"] if load_kernel() is not None else []) + ["unfused", "fused"]
+    times, out = {m: [] for m in modes}, {}
     for _ in range(repeats):
-        for mode in times:
+        for mode in modes:
             gens = [torch.Generator().manual_seed(s) for s in (1, 2)]
             t0, c0 = time.perf_counter(), time.process_time()
             out[mode] = ensf_sample(X, lambda Z: obs.grad_loglik(y, Z, 0), steps, 0.5, 0.025, clip=1000.0,
-                                    generators=gens, lik=lik, fused=mode == "fused")
+                                    generators=gens, lik=lik, fused=mode == "fused", kernel=mode == "kernel")
             times[mode].append((time.perf_counter() - t0, time.process_time() - c0))
     rows = []
     for mode, tt in times.items():
         wall, cpu = min(tt)
-        moved = BYTES_PER_ELEMENT_STEP[mode] * N * Nx
+        moved = BYTES_PER_ELEMENT_STEP[mode] * N * Nx / (steps if mode in PER_ANALYSIS else 1)
         rows.append({"sampler": mode, "Nx": Nx, "N": N, "steps": steps, "s": wall, "cpu_s": cpu,
+                     "ns_cpu_per_element_step": 1e9 * cpu / (N * Nx * steps),
                      "ms_per_step": 1e3 * wall / steps, "MB_per_step": moved / 1e6,
-                     "GB/s": moved * steps / wall / 1e9,
-                     "same_samples": bool(torch.equal(out["fused"], out["unfused"]))})
+                     "GB/s": moved * steps / wall / 1e9, "load_avg": os.getloadavg()[0],
+                     "mean": float(out[mode].mean()), "std": float(out[mode].std()),
+                     "same_samples_as_unfused": bool(torch.equal(out[mode], out["unfused"]))})
     return rows
 
 
@@ -110,6 +121,9 @@ def make_filter(method: str, args) -> object:
     import dafilters as daf
 
     if method == "EnSF":
+        from dafilters.filters import ensf
+
+        ensf.KERNEL = args.kernel == "on"
         return daf.EnSF(N=args.N, steps=args.steps, eps_a=args.eps_a, eps_b=args.eps_b)
     if method == "LETKF":
         infl, loc_rad = (float(v) for v in args.letkf.split(","))
@@ -134,7 +148,7 @@ def run_one(method: str, Nx: int, args) -> dict:
     t0 = time.perf_counter()
     E = flt.initialize(ctx)
     t_init = time.perf_counter() - t0
-    rmse, t_f, t_a = [], [], []
+    rmse, t_f, t_a, c_a = [], [], [], []
     k = 0
     for ko, kobs in enumerate(tseq.kko):
         for kk in range(k, kobs):
@@ -142,9 +156,10 @@ def run_one(method: str, Nx: int, args) -> dict:
         y = obs.sample(x[0], ko, rng_y)
         t0 = time.perf_counter()
         E = flt.forecast(E, ctx, k, kobs)
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         E = flt.analysis(E, y, ko, ctx)
         t2 = time.perf_counter()
+        c_a.append(time.process_time() - c1)
         k = kobs
         t_f.append(t1 - t0)
         t_a.append(t2 - t1)
@@ -152,13 +167,16 @@ def run_one(method: str, Nx: int, args) -> dict:
         rmse.append(err)
         if args.verbose:
             print(f"  {method} Nx={Nx} ko={ko} rmse={err:.3f} analysis {t2 - t1:.2f}s "
-                  f"forecast {t1 - t0:.2f}s", file=sys.stderr, flush=True)
+                  f"({c_a[-1]:.2f}s CPU) forecast {t1 - t0:.2f}s load {os.getloadavg()[0]:.1f}",
+                  file=sys.stderr, flush=True)
         if not np.isfinite(err) or err > 1e3:
             break
     timed = t_a[1:] or t_a
     return {
         "method": method, "Nx": Nx, "N": args.N, "steps": args.steps if method == "EnSF" else None,
         "cycles": len(rmse), "s_analysis": float(np.mean(timed)), "s_analysis_max": float(np.max(t_a)),
+        "s_analysis_min": float(np.min(timed)), "cpu_s_analysis": float(np.mean(c_a[1:] or c_a)),
+        "load_avg": os.getloadavg()[0], "kernel": getattr(args, "kernel", None) if method == "EnSF" else None,
         "s_forecast": float(np.mean(t_f)), "s_init": t_init,
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         "rmse_last": rmse[-1], "rmse_max_after_10": float(np.max(rmse[10:])) if len(rmse) > 10 else None,
@@ -186,7 +204,9 @@ def main(argv=None) -> None:
     p.add_argument("--verbose", action="store_true")
     p.add_argument("--bandwidth", action="store_true", help="measure the memory bandwidth and stop")
     p.add_argument("--sampler", type=int, metavar="NX",
-                   help="time the fused and the unfused sampler at NX and stop")
+                   help="time the kernel, the unfused and the fused sampler at NX and stop")
+    p.add_argument("--kernel", choices=("on", "off"), default="on",
+                   help="EnSF's compiled C kernel where it loads (ensf.KERNEL), or the torch path")
     p.add_argument("--one", nargs=2, metavar=("METHOD", "NX"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
@@ -250,17 +270,20 @@ def markdown(rows: list[dict], args) -> str:
     lines = [f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
              f"{datetime.date.today().isoformat()}; N={args.N}, EnSF {args.steps} reverse steps (float32), "
              f"{args.cycles} analyses per run, seed {args.seed}.", "",
-             "| method | Nx | s/analysis | s/forecast | peak RSS (GiB) | rmse last "
-             "| max rmse (cycles ≥ 10) | status |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| method | Nx | s/analysis | CPU s/analysis | s/forecast | peak RSS (GiB) | rmse last "
+             "| max rmse (cycles ≥ 10) | load at end | status |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if r.get("status") != "ok":
-            lines.append(f"| {r['method']} | {r['Nx']:,} | | | | | | {r['status']} |")
+            lines.append(f"| {r['method']} | {r['Nx']:,} | | | | | | | | {r['status']} |")
             continue
         mx = r.get("rmse_max_after_10")
-        lines.append(f"| {r['method']} | {r['Nx']:,} | {r['s_analysis']:.2f} | {r['s_forecast']:.2f} | "
+        cpu, load = r.get("cpu_s_analysis"), r.get("load_avg")
+        lines.append(f"| {r['method']} | {r['Nx']:,} | {r['s_analysis']:.2f} | "
+                     f"{'' if cpu is None else f'{cpu:.2f}'} | {r['s_forecast']:.2f} | "
                      f"{r['peak_rss_gib']:.2f} | {r['rmse_last']:.3f} | "
-                     f"{'' if mx is None else f'{mx:.3f}'} | ok ({r['cycles']} cycles) |")
+                     f"{'' if mx is None else f'{mx:.3f}'} | {'' if load is None else f'{load:.1f}'} | "
+                     f"ok ({r['cycles']} cycles) |")
     return "\n".join(lines)
 
 

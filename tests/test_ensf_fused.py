@@ -1,19 +1,21 @@
 """EnSF's fused sampler (component-wise likelihoods at large sizes): the same samples as the
-unfused loop, bit for bit, with the same noise streams."""
+unfused loop, bit for bit, with the same noise streams (both torch paths: ``kernel=False``; the
+compiled kernel, with its own noise, is tested in test_ensf_kernel.py)."""
 
 import numpy as np
 import pytest
 import torch
 
 import dafilters as daf
-from dafilters.filters.ensf import SPLIT_NOISE, _tiles, elementwise_likelihood, ensf_sample
+from dafilters.filters.ensf import SPLIT_NOISE, elementwise_likelihood, ensf_sample
+from dafilters.filters.ensf_elementwise import _tiles
 
 
 def _sample(X, obs, y, fused, **kw):
     gens = [torch.Generator().manual_seed(s) for s in (1, 2)]
     return ensf_sample(X, lambda Z: obs.grad_loglik(y, Z, 0), kw.pop("steps", 6), 0.5, 0.025,
                        generators=gens, lik=elementwise_likelihood(obs, y, 0, X), fused=fused,
-                       prefetch_noise=True, **kw)
+                       prefetch_noise=True, kernel=False, **kw)
 
 
 @pytest.mark.parametrize("kind", ["arctan", "identity"])

@@ -30,6 +30,9 @@ The analysis ensemble is obtained by integrating the reverse-time SDE from :math
 or the probability-flow ODE (:math:`g^2 s/2` and no noise). All members and components are updated
 at once; with the paired score the members are independent, so at very large ``N * Nx`` they are
 processed in row blocks that stay in cache (results do not depend on the number of threads).
+For a likelihood that acts component by component, in float32 on a CPU, all the steps run by
+default in one compiled C kernel with its own counter-based noise (:mod:`.ensf_kernel`; the torch
+path where no C compiler is found).
 
 Reference: Bao, Zhang & Zhang (2024), "An ensemble score filter for tracking high-dimensional
 nonlinear dynamical systems", CMAME 432, arXiv 2309.00983.
@@ -47,13 +50,16 @@ import numpy as np
 import torch
 
 from ..nn.nets import small_problem_threads, torch_threads
+from . import ensf_kernel
 from .base import Context, Filter, check_ensemble_size
 from .ensemble import initial_ensemble, torch_generators
+from .ensf_elementwise import ElementwiseLikelihood, elementwise_likelihood, fused_paired_sde
 
 __all__ = [
     "EnSF", "PRIOR_SCORES", "SOLVERS", "inflate", "schedule", "sde_coefficients", "damping",
     "paired_prior_score", "mixture_weights", "mixture_prior_score", "reverse_step",
-    "standard_noise", "NoiseStream", "ensf_sample", "ElementwiseLikelihood", "elementwise_likelihood",
+    "step_coefficients", "standard_noise", "NoiseStream", "ensf_sample", "ElementwiseLikelihood",
+    "elementwise_likelihood",
 ]
 
 PRIOR_SCORES = ("paired", "mixture")
@@ -64,15 +70,17 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 BLOCK_ELEMS = 2**20
 #: Noise of tensors at least this large is drawn from two streams on two threads.
 SPLIT_NOISE = 2**18
-#: Elements per tile of the fused sampler (:func:`_fused_paired_sde`): 256K float32 = 1 MB per
-#: array (64K, which keeps a step's arrays in L2, cost 10% more CPU in torch calls).
-TILE = 2**18
 #: Whether :func:`ensf_sample` takes the fused sampler by default where it applies. Off: on the
 #: 2-core machine of benchmarks/README.md (issue 21, item 5) it took as much CPU as the unfused
 #: loop (its cost is the 15 torch kernels per element and the noise draws, not memory traffic)
 #: and, with one core free, more wall time (the unfused loop overlaps the noise on one core with
 #: the arithmetic on the other). ``fused=True`` asks for it.
 FUSED = False
+#: Whether :func:`ensf_sample` takes the compiled kernel (:mod:`~dafilters.filters.ensf_kernel`)
+#: by default where it applies and loads: paired score, SDE, an :class:`ElementwiseLikelihood`,
+#: float32 on a CPU. On the 2-core machine of benchmarks/README.md it cut an analysis at
+#: Nx = 10^6, N = 20, 500 steps from 44 s to the figure recorded there (issue 21, item 5).
+KERNEL = True
 
 
 def inflate(X: torch.Tensor, infl: float) -> torch.Tensor:
@@ -108,6 +116,27 @@ def sde_coefficients(t: float, eps_a: float, eps_b: float) -> tuple[float, float
 def damping(t: float) -> float:
     """Weight :math:`h(t) = 1 - t` of the likelihood score (EnSF's damping function)."""
     return 1.0 - t
+
+
+def step_coefficients(steps: int, eps_a: float, eps_b: float) -> list[tuple[float, ...]]:
+    r"""Per reverse step ``k`` (from :math:`t_k = 1 - k/\text{steps}`) the coefficients of the
+    paired-score SDE step written element-wise,
+
+    .. math::
+        s = \mathrm{clip}(h\, \nabla \log p(y|z) + a_x x + a_z z),\qquad
+        z \leftarrow d\, z + a_s s + a_\xi \xi,
+
+    ``(h, a_x, a_z, d, a_s, a_xi)`` with :math:`h = h(t)`, :math:`a_x = \alpha_t/\beta_t^2`,
+    :math:`a_z = -1/\beta_t^2`, :math:`d = 1 - \Delta f`, :math:`a_s = \Delta g^2`,
+    :math:`a_\xi = \sqrt{\Delta}\, g` (:func:`paired_prior_score`, :func:`reverse_step`)."""
+    dt = 1.0 / steps
+    out = []
+    for k in range(steps):
+        t = 1.0 - k * dt
+        alpha, beta2, _, _ = schedule(t, eps_a, eps_b)
+        f, g2 = sde_coefficients(t, eps_a, eps_b)
+        out.append((damping(t), alpha / beta2, -1.0 / beta2, 1.0 - dt * f, dt * g2, math.sqrt(dt * g2)))
+    return out
 
 
 def paired_prior_score(Z: torch.Tensor, X: torch.Tensor, alpha: float, beta2: float) -> torch.Tensor:
@@ -248,144 +277,12 @@ def _posterior_score(Z: torch.Tensor, X: torch.Tensor, t: float, eps_a: float, e
     return S
 
 
-@dataclass
-class ElementwiseLikelihood:
-    r"""A likelihood score that acts component by component: :math:`\nabla_z \log p(y|z) =
-    r \odot f'(z) \odot (y - f(z))` with ``f`` the identity or ``arctan`` and ``r`` the inverse
-    observation-error variances (every component observed once, in order; ``R`` diagonal).
-    Built by :func:`elementwise_likelihood`; lets the sampler work on tiles of components."""
-
-    kind: str  # "identity" or "arctan"
-    y: torch.Tensor  # (Nx,)
-    rinv: torch.Tensor | float  # (Nx,) or one value for all components
-
-    def expanded(self, rows: int) -> tuple[torch.Tensor, torch.Tensor | float]:
-        """``y`` and ``rinv`` repeated over ``rows`` members, flattened (``(rows * Nx,)``)."""
-        y = self.y.expand(rows, -1).reshape(-1)
-        r = self.rinv if isinstance(self.rinv, float) else self.rinv.expand(rows, -1).reshape(-1)
-        return y, r
-
-
-def elementwise_likelihood(obs, y: torch.Tensor, ko: int, X: torch.Tensor) -> ElementwiseLikelihood | None:
-    """The :class:`ElementwiseLikelihood` of ``obs`` at ``ko`` (``y`` as a tensor like ``X``), or
-    ``None`` unless ``obs`` is a :class:`~dafilters.observations.PartialObs` or an arctan
-    :class:`~dafilters.observations.FunctionObs` that observes every component in order with a
-    diagonal noise covariance (the score then equals ``obs.grad_loglik``, bit for bit)."""
-    try:
-        from ..observations.base import noise_inverse
-        from ..observations.basic import FunctionObs, PartialObs, _darctan
-    except ImportError:  # the observation classes moved: no fused path
-        return None
-
-    Nx = X.shape[-1]
-    if type(obs) not in (PartialObs, FunctionObs):
-        return None
-    if type(obs) is FunctionObs:
-        if not (obs.f is np.arctan and obs.df is _darctan and getattr(obs, "_f_torch", 0) is None):
-            return None
-        kind = "arctan"
-    else:
-        kind = "identity"
-    idx, R = obs.indices(ko), obs.noise(ko)
-    if len(idx) != Nx or not np.array_equal(idx, np.arange(Nx)) or not R.is_diag:
-        return None
-    _, rinv = noise_inverse(R, X)
-    rinv = rinv.expand(Nx) if rinv.dim() == 0 else rinv
-    if bool((rinv == rinv[0]).all()):
-        rinv = float(rinv[0])  # one value: multiplying by it as a scalar gives the same float32
-    return ElementwiseLikelihood(kind, y, rinv)
-
-
-def _tile_step(Z: torch.Tensor, X: torch.Tensor, y: torch.Tensor, rinv, xi: torch.Tensor,
-               S: torch.Tensor, D: torch.Tensor, kind: str, c: tuple) -> None:
-    """One reverse SDE step of a tile in place: the operations of :func:`_posterior_score` (with
-    ``obs.grad_loglik`` of an :class:`ElementwiseLikelihood`) and :func:`reverse_step`, in the
-    same order on the same values, so the result is the same bit for bit; ``S`` and ``D`` are
-    scratch tiles."""
-    h, a_x, a_z, clip, decay, a_s, a_xi = c
-    if kind == "arctan":
-        torch.atan(Z, out=S)
-        S.mul_(-1)
-        S.add_(y)
-    else:
-        torch.mul(Z, -1, out=S)
-        S.add_(y)
-    S.mul_(rinv)
-    if kind == "arctan":
-        torch.mul(Z, Z, out=D)
-        D.add_(1)
-        D.reciprocal_()
-        S.mul_(D)
-    S.mul_(h)
-    S.add_(X, alpha=a_x).add_(Z, alpha=a_z)
-    if clip is not None:
-        S.clamp_(-clip, clip)
-    Z.mul_(decay)
-    Z.add_(S, alpha=a_s)
-    Z.add_(xi, alpha=a_xi)
-
-
-def _tiles(lo: int, hi: int, tile: int) -> list[tuple[int, int]]:
-    """``[lo, hi)`` in tiles of ``tile`` (a multiple of 16) elements, the last at least 16 long
-    (merged into the one before otherwise), so that drawing the noise tile by tile gives the same
-    numbers as one draw over ``[lo, hi)`` (torch's CPU normal draws fill 16 values at a time)."""
-    starts = list(range(lo, hi, tile))
-    if len(starts) > 1 and hi - starts[-1] < 16:
-        starts.pop()
-    return list(zip(starts, starts[1:] + [hi]))
-
-
-def _fused_paired_sde(Z: torch.Tensor, X: torch.Tensor, lik: ElementwiseLikelihood, steps: int,
-                      eps_a: float, eps_b: float, clip: float | None, gens: list[torch.Generator],
-                      rows: int, tile: int = TILE) -> None:
-    r"""The paired-score reverse SDE of :func:`ensf_sample` in place on ``Z``, for a
-    component-wise likelihood: each row block is cut, as its noise draws are, into one part per
-    generator, and each part runs on its own thread (one torch thread each), drawing its noise
-    and stepping its elements tile by tile (:data:`TILE`), so that the arrays of a step stay in
-    cache and the noise is drawn on both cores beside the arithmetic. Same samples as the
-    unfused loop, bit for bit."""
-    N, Nx = X.shape
-    dt = 1.0 / steps
-    coeffs = []
-    for k in range(steps):
-        t = 1.0 - k * dt
-        alpha, beta2, _, _ = schedule(t, eps_a, eps_b)
-        f, g2 = sde_coefficients(t, eps_a, eps_b)
-        c_clip = clip if clip is not None and math.isfinite(clip) else None
-        coeffs.append((damping(t), alpha / beta2, -1.0 / beta2, c_clip, 1.0 - dt * f, dt * g2,
-                       math.sqrt(dt * g2)))
-
-    def run(Zp: torch.Tensor, Xp: torch.Tensor, yp: torch.Tensor, rp, gen: torch.Generator) -> None:
-        n = Zp.numel()
-        S, D, xi = (torch.empty(min(n, tile + 16), dtype=Zp.dtype) for _ in range(3))
-        parts = _tiles(0, n, tile)
-        rtile = (lambda a, b: rp) if isinstance(rp, float) else (lambda a, b: rp[a:b])
-        for c in coeffs:
-            for a, b in parts:
-                m = b - a
-                xi[:m].normal_(generator=gen)
-                _tile_step(Zp[a:b], Xp[a:b], yp[a:b], rtile(a, b), xi[:m], S[:m], D[:m], lik.kind, c)
-
-    with torch_threads(1):
-        for r0 in range(0, N, rows):
-            nr = min(rows, N - r0)
-            Zb, Xb = Z[r0:r0 + nr].view(-1), X[r0:r0 + nr].view(-1)
-            yb, rb = lik.expanded(nr)
-            k = len(gens) if Zb.numel() >= SPLIT_NOISE else 1  # as standard_noise splits a draw
-            splits = [torch.tensor_split(v, k) if isinstance(v, torch.Tensor) else [v] * k
-                      for v in (Zb, Xb, yb, rb)]
-            jobs = [_pool().submit(run, *(sp[i] for sp in splits), gens[i]) for i in range(1, k)]
-            run(*(sp[0] for sp in splits), gens[0])
-            for j in jobs:
-                j.result()
-
-
 def ensf_sample(X: torch.Tensor, score_lik: Callable[[torch.Tensor], torch.Tensor], steps: int,
                 eps_a: float, eps_b: float, prior_score: str = "paired", solver: str = "sde",
                 clip: float | None = None, generators: list[torch.Generator] | None = None,
                 Z1: torch.Tensor | None = None, block_elems: int = BLOCK_ELEMS,
                 prefetch_noise: bool | None = None, lik: ElementwiseLikelihood | None = None,
-                fused: bool | None = None) -> torch.Tensor:
+                fused: bool | None = None, kernel: bool | None = None) -> torch.Tensor:
     r"""Posterior samples by the reverse-time SDE/ODE of EnSF, ``steps`` Euler steps from
     :math:`t=1` to :math:`t=0` (pseudo-times :math:`t_k = 1 - k/\text{steps}`).
 
@@ -407,8 +304,14 @@ def ensf_sample(X: torch.Tensor, score_lik: Callable[[torch.Tensor], torch.Tenso
         lik: the likelihood score as an :class:`ElementwiseLikelihood` (the same function as
             ``score_lik``), which allows the fused sampler.
         fused: with the paired score, the SDE, ``lik`` and one generator per part of a noise
-            draw, run :func:`_fused_paired_sde` (tiles, one thread per generator; the same
-            samples). Default: ``FUSED`` (off), where the unfused loop would prefetch the noise.
+            draw, run :func:`~dafilters.filters.ensf_elementwise.fused_paired_sde` (tiles, one
+            thread per generator; the same samples). Default: ``FUSED`` (off), where the
+            unfused loop would prefetch the noise.
+        kernel: with the paired score, the SDE, ``lik``, float32 on a CPU, run all steps in the
+            compiled C kernel (:func:`~dafilters.filters.ensf_kernel.kernel_paired_sde`: its
+            own counter-based noise, keyed by one draw from ``generators[0]``; other samples
+            than the torch path's, the same algorithm). Default: ``KERNEL`` (on) unless ``fused``
+            is asked for. Where the kernel does not load (no C compiler), the torch path runs.
 
     Returns:
         The analysis samples ``(N, Nx)``.
@@ -429,10 +332,23 @@ def ensf_sample(X: torch.Tensor, score_lik: Callable[[torch.Tensor], torch.Tenso
     if prefetch_noise is None:
         prefetch_noise = (solver == "sde" and X.device.type == "cpu" and torch.get_num_threads() > 1
                           and min(rows, N) * Nx >= SPLIT_NOISE)
+    if (KERNEL and not fused if kernel is None else kernel) and lik is not None and prior_score == "paired" \
+            and solver == "sde" and X.device.type == "cpu" and X.dtype == torch.float32:
+        lib = ensf_kernel.load_kernel()
+        if lib is not None:
+            key = int(torch.randint(0, 2**63 - 1, (1,), generator=gens[0]))
+            coeffs = torch.tensor(step_coefficients(steps, eps_a, eps_b), dtype=torch.float32)
+            rinv = lik.rinv if isinstance(lik.rinv, float) else lik.rinv.to(torch.float32).contiguous()
+            Z = Z.contiguous()
+            ensf_kernel.kernel_paired_sde(lib, Z, X.contiguous(), lik.y.to(torch.float32).contiguous(),
+                                          rinv, lik.kind == "arctan", coeffs, clip, key,
+                                          torch.get_num_threads())
+            return Z
     if fused is None:
         fused = FUSED and prefetch_noise and len(gens) > 1
     if fused and lik is not None and prior_score == "paired" and solver == "sde" and X.device.type == "cpu":
-        _fused_paired_sde(Z, X, lik, steps, eps_a, eps_b, clip, gens, rows)
+        fused_paired_sde(Z, X, lik, step_coefficients(steps, eps_a, eps_b), clip, gens, rows, _pool(),
+                         SPLIT_NOISE)
         return Z
     with torch_threads(1 if prefetch_noise else None):
         for r0 in range(0, N, rows):
