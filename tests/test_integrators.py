@@ -74,6 +74,17 @@ def test_lorenz63_fused_advance_equals_rk4_to_round_off(rng):
         advance_fused(x0, 0.01, 1)
 
 
+def test_lorenz63_forecast_advance_is_fused_below_its_threshold(rng):
+    from mods.Lorenz63 import FUSED_BELOW, Lorenz63, advance, advance_fused, x0
+
+    dyn = Lorenz63()
+    for N in (10, FUSED_BELOW - 1, FUSED_BELOW):
+        E = x0 + rng.standard_normal((N, 3))
+        fast = advance_fused(E, 0.01, 5) if N < FUSED_BELOW else advance(E, 0.01, 5)
+        np.testing.assert_array_equal(dyn.forecast_advance(E, 0.01, 5), fast)
+    np.testing.assert_array_equal(dyn.forecast_advance(x0, 0.01, 5), advance(x0, 0.01, 5))
+
+
 def test_forecast_takes_the_model_shortcut_without_model_noise(monkeypatch):
     """The driver's default forecast calls dyn.forecast_advance once per cycle without model
     noise: Lorenz-63's fused RK4, whose runs equal those that step (to round-off over 60 cycles;

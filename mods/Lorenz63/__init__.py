@@ -108,6 +108,12 @@ def advance(E: np.ndarray, dt: float, steps: int, t: float = 0.0) -> np.ndarray:
     return x
 
 
+#: The filters' forecast takes :func:`advance_fused` below this many members: beyond, its
+#: ``(24, N)`` buffer leaves the cache and the by-variable steps are faster (CPU time of 25 steps:
+#: 1.9 against 2.6 ms at N = 4000, 2.7 against 4.8 at 8000, 15 against 9.6 at 16 000).
+FUSED_BELOW = 10_000
+
+
 @lru_cache(maxsize=16)
 def _stage_maps(dt: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The matrices of :func:`advance_fused` for a step ``dt``: ``M2`` ``(4, 6)``, ``M3``
@@ -189,9 +195,9 @@ class Lorenz63Dynamics(Dynamics):
         return advance(E, dt, steps, t)
 
     def forecast_advance(self, E: np.ndarray, dt: float, steps: int, t: float = 0.0) -> np.ndarray:
-        """:func:`advance_fused` for ensembles ``(N, 3)`` (else :func:`advance`); the flow is
-        autonomous, ``t`` is unused."""
-        if np.ndim(E) == 2:
+        """:func:`advance_fused` for ensembles ``(N, 3)`` of fewer than :data:`FUSED_BELOW`
+        members, else :func:`advance`; the flow is autonomous, ``t`` is unused."""
+        if np.ndim(E) == 2 and len(E) < FUSED_BELOW:
             return advance_fused(E, dt, steps)
         return advance(E, dt, steps, t)
 
