@@ -279,7 +279,8 @@ def markdown(rows: list[dict], args) -> str:
             continue
         mx = r.get("rmse_max_after_10")
         cpu, load = r.get("cpu_s_analysis"), r.get("load_avg")
-        lines.append(f"| {r['method']} | {r['Nx']:,} | {r['s_analysis']:.2f} | "
+        name = r["method"] + (" (torch path)" if r.get("kernel") == "off" else "")
+        lines.append(f"| {name} | {r['Nx']:,} | {r['s_analysis']:.2f} | "
                      f"{'' if cpu is None else f'{cpu:.2f}'} | {r['s_forecast']:.2f} | "
                      f"{r['peak_rss_gib']:.2f} | {r['rmse_last']:.3f} | "
                      f"{'' if mx is None else f'{mx:.3f}'} | {'' if load is None else f'{load:.1f}'} | "
