@@ -5,7 +5,8 @@ observation modalities.
     python benchmarks/multimodal.py --settings kolmogorov --kol-n 32                 # 2-D flow
     python benchmarks/multimodal.py --settings l96 kolmogorov --seeds 1 2 3 --Ko 499 # bigger
     python benchmarks/multimodal.py --tiny --seeds 1 2                               # a check
-    python benchmarks/multimodal.py --seeds 1 2 3 4 5 6 7 8 --Ko 119 --rows-dir benchmarks/claims
+    python benchmarks/multimodal.py --seeds 1 2 3 4 5 6 7 8 --Ko 39 --slams-minutes 6 --sda-minutes 8 \\
+        --rows-dir benchmarks/claims --markdown                                      # the claims rows
 
 Settings: ``mods.Lorenz96.qu2024`` (Nx=40; ``sparse``: every 4th variable, sigma 1; ``coarse``:
 means of 4 consecutive variables, sigma 0.5; obs every 0.15 time units) and
