@@ -159,3 +159,22 @@ def test_without_the_kernel_the_torch_path_runs(monkeypatch):
     assert torch.equal(_sample(X64, obs, y64, kernel=True, steps=10),
                        _sample(X64, obs, y64, kernel=False, steps=10))
     assert ensf.KERNEL is True
+
+
+@needs_kernel
+def test_a_cached_library_others_could_replace_is_not_loaded(tmp_path, monkeypatch):
+    """Loading a library runs its code: a cached kernel (or its folder) writable by group or
+    others is never used; the kernel is rebuilt (in place, or in a fresh private folder)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    compiler = ensf_kernel.shutil.which("cc") or ensf_kernel.shutil.which("gcc")
+    lib = ensf_kernel._compile(compiler)
+    assert lib.parent == tmp_path / "dafilters" and ensf_kernel._private(lib)
+    assert ensf_kernel._compile(compiler) == lib  # cached: reused
+    lib.write_bytes(b"not a library")
+    lib.chmod(0o666)
+    assert not ensf_kernel._private(lib)
+    again = ensf_kernel._compile(compiler)
+    assert again == lib and ensf_kernel._private(again) and again.read_bytes() != b"not a library"
+    lib.parent.chmod(0o777)  # a folder anybody can write to: build elsewhere
+    elsewhere = ensf_kernel._compile(compiler)
+    assert elsewhere.parent != lib.parent and ensf_kernel._private(elsewhere)

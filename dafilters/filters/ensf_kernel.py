@@ -161,6 +161,23 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dafilters"
 
 
+def _private(path: Path) -> bool:
+    """Whether ``path`` exists and neither it nor its folder can be changed by anybody but this
+    process's user (owned by the user, not writable by group or others). A cached library is
+    loaded only then: loading it runs its code, so a file another user could have replaced is
+    never loaded (the kernel is compiled into a fresh private folder instead)."""
+    if not hasattr(os, "getuid"):
+        return False
+    try:
+        for p in (path, path.parent):
+            st = p.stat()
+            if st.st_uid != os.getuid() or st.st_mode & 0o022:
+                return False
+    except OSError:
+        return False
+    return True
+
+
 def _compile(compiler: str) -> Path:
     """Compile :data:`C_SOURCE` into the cache (once per source, flags, compiler and processor;
     written to a temporary name and renamed, so concurrent processes never load half a file)."""
@@ -168,9 +185,14 @@ def _compile(compiler: str) -> Path:
     tag = hashlib.sha256("\0".join([C_SOURCE, " ".join(flags), compiler, _cpu_signature()])
                          .encode()).hexdigest()[:16]
     target = _cache_dir() / f"ensf_kernel_{tag}.so"
-    if target.exists():
+    if _private(target):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError:
+        pass
+    if not _private(target.parent):  # another user could swap the library: build a private copy
+        target = Path(tempfile.mkdtemp(prefix="dafilters-ensf-")) / target.name
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         src, obj, lib = (Path(tmp) / f"ensf_kernel.{ext}" for ext in ("c", "o", "so"))
         src.write_text(C_SOURCE)
