@@ -39,6 +39,18 @@ for at least 120), a larger decoder (``--n-basis``, ``--width``) and more epochs
 GPU (``--device cuda``) trains the networks about 10x faster (the jax simulation stays on the CPU
 unless jax has a GPU).
 
+**Claims rows** (issue 19, item 2; with at least 2 seeds): ``--rows-dir DIR`` (default a temp
+folder) gets ``ldensf_kolmogorov[_vort<std>].json`` with two rows of the claim "as accurate as
+full-space EnSF at a fraction of the cost": the relative RMSE above (mean over seeds, between-seed
+SE; EnSF the comparator, the LETKF the classical filter, the autoencoder floor in the setting) and
+the seconds per analysis. Accuracy holds when LD-EnSF's error is below EnSF's or within the SE of
+the paired per-seed differences and its analysis is cheaper; a miss with a training budget below
+the reference's (60 training trajectories of 150 x 150, 2000 GPU epochs, a 14 x 500 decoder:
+``kolmogorov_flow/train_ldnet.py``, ``data_generation.py``) is "not at this scale"::
+
+    python benchmarks/fluids.py --n 32 --vort-std 0 --n-traj 120 --minutes 8 --Ko 19 --threads 1 \
+        --seeds 1 2 3 4 5 6 7 8 --rows-dir benchmarks/claims --markdown
+
 Timings are wall-clock: run on an otherwise idle machine (on a loaded one a niced run waits for
 the CPU inside the timed hooks).
 """
@@ -48,12 +60,14 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import torch
+from claims import mean_se, write_rows
 from tabulate import tabulate
 
 import dafilters as daf
@@ -82,6 +96,7 @@ class HookTimer:
 
     def __init__(self, keep_at: set[int], first_seed: int):
         self.seconds: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        self.by_seed: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
         self.means: dict[str, dict[int, np.ndarray]] = defaultdict(dict)
         self.last: dict[str, list[np.ndarray]] = defaultdict(list)
         self.all: dict[str, dict[int, dict[int, np.ndarray]]] = defaultdict(lambda: defaultdict(dict))
@@ -96,6 +111,7 @@ class HookTimer:
             start = time.perf_counter()
             out = analysis(state, y, ko, ctx)
             self.seconds[label]["analysis"].append(time.perf_counter() - start)
+            self.by_seed[label][ctx.seed].append(self.seconds[label]["analysis"][-1])
             Ko = ctx.hmm.tseq.Ko
             self.all[label][ctx.seed][ko] = np.asarray(flt.estimate(out)).mean(0)
             if ctx.seed == self.first_seed and ko in self.keep_at:
@@ -122,6 +138,55 @@ def relative_rmse(means: dict[int, np.ndarray], xx: np.ndarray, hmm) -> float:
     kos = [ko for ko in np.flatnonzero(hmm.tseq.masko) if ko in means]
     return float(np.mean([np.sqrt(np.mean((means[ko][:n2] - xx[hmm.tseq.kko[ko], :n2]) ** 2)
                                   / np.mean(xx[hmm.tseq.kko[ko], :n2] ** 2)) for ko in kos]))
+
+
+#: The reference's training budget (pengpeng-xiao/ld-ensf, ``kolmogorov_flow/train_ldnet.py`` and
+#: ``data_generation.py``): 100 trajectories of 150 x 150 (60% for training), 2000 epochs on a GPU,
+#: a reconstruction network 14 x 500 and a dynamics network 9 x 200 with 9 latent states.
+REFERENCE_BUDGET = dict(epochs=2000, rec_width=500, train_traj=60)
+REFERENCE_TEXT = ("reference: 60 training trajectories of 150 x 150, 2000 GPU epochs, decoder 14 x 500 "
+                  "(pengpeng-xiao/ld-ensf kolmogorov_flow/train_ldnet.py)")
+PAPER_CLAIM = ("LD-EnSF about as accurate as full-space EnSF with sparse observations at a fraction of "
+               "its cost (Xiao et al.; reference scores the relative RMSE per time, "
+               "kolmogorov_flow/ldensf_assimilation.py)")
+
+
+def claim_rows(rel: dict[str, list[float]], cost: dict[str, list[float]], floor: list[float], *,
+               setting: str, N: int, below_reference: bool) -> tuple[list[dict], dict]:
+    """The two claims rows of LD-EnSF against full-space EnSF (LETKF as the classical filter):
+    accuracy (relative RMSE of the vorticity, mean over seeds and between-seed SE) and cost (seconds
+    per analysis). ``rel``, ``cost``: per-seed values (same seed order) for ``LDEnSF``, ``EnSF`` and
+    ``LETKF``; ``floor``: per-seed relative RMSE of decode(encode(truth)).
+
+    Accuracy holds when LD-EnSF's error is below EnSF's or within the paired SE (the between-seed
+    SE of the per-seed differences) *and* its analysis is cheaper; when it misses and the training
+    budget is below the reference's the verdict is "not at this scale", else "no". Cost holds when
+    LD-EnSF's analysis is cheaper on average. Returns the rows and a summary dict."""
+    (ld, ld_se), en, lk = mean_se(rel["LDEnSF"]), float(np.mean(rel["EnSF"])), float(np.mean(rel["LETKF"]))
+    d, d_se = mean_se(np.subtract(rel["LDEnSF"], rel["EnSF"]))
+    (c_ld, c_ld_se), c_en, c_lk = (mean_se(cost["LDEnSF"]), float(np.mean(cost["EnSF"])),
+                                   float(np.mean(cost["LETKF"])))
+    fl, fl_se = mean_se(floor)
+    accurate, cheaper = d <= d_se, c_ld < c_en
+    if accurate and cheaper:
+        holds = "yes"
+    else:
+        holds = "not at this scale" if below_reference else "no"
+    n = len(rel["LDEnSF"])
+    common = dict(method="LDEnSF", N=N, comparator_name="full-space EnSF", classical_name="LETKF")
+    rows = [dict(common, claim="as accurate as full-space EnSF (sparse observations)",
+                 setting=(f"{setting}; {n} seeds; autoencoder floor decode(encode(truth)) "
+                          f"{fl:.3g} ± {fl_se:.2g}; LD-EnSF - EnSF {d:+.3g} ± {d_se:.2g} (paired)"),
+                 metric="relative RMSE of the vorticity (after burn-in)", paper=PAPER_CLAIM,
+                 ours=ld, ours_se=ld_se, comparator=en, classical=lk, holds=holds),
+            dict(common, claim="at a fraction of full-space EnSF's cost",
+                 setting=f"{setting}; {n} seeds; EnSF/LD-EnSF {c_en / c_ld:.1f}x",
+                 metric="seconds per analysis (wall)", paper=PAPER_CLAIM,
+                 ours=c_ld, ours_se=c_ld_se, comparator=c_en, classical=c_lk,
+                 holds="yes" if cheaper else "no")]
+    summary = dict(diff=d, diff_se=d_se, floor=fl, floor_se=fl_se, cost_ratio=c_en / c_ld,
+                   accurate=accurate, cheaper=cheaper, holds=holds)
+    return rows, summary
 
 
 def plot_fields(hmm, xx, yy, means: dict[str, dict[int, np.ndarray]], times: list[int],
@@ -190,6 +255,8 @@ def main(argv=None) -> None:
                    help="observation indices to plot (default: 3 spread over the run)")
     p.add_argument("--tiny", action="store_true", help="16 x 16, 10 cycles, tiny networks: a check")
     p.add_argument("--markdown", action="store_true")
+    p.add_argument("--rows-dir", default=None,
+                   help="claims rows folder (default: a new temp folder); needs >= 2 seeds")
     args = p.parse_args(argv)
     if args.tiny:
         args.n, args.Ko, args.N, args.steps, args.minutes = 16, 9, 8, 50, 0.2
@@ -220,16 +287,19 @@ def main(argv=None) -> None:
     re_true = [float(np.exp(xx[0, -1])) for xx, _ in twins.values()]
     runs = res.runs()
     rows = []
+    rel_seeds, cost_seeds, floor_seeds = {}, {}, []
     for label, flt in filters.items():
         sec = timer.seconds[label]
         re_est = [float(np.exp(m[-1])) for m in timer.last[label]]
         per_seed = runs[runs["filter"] == type(flt).__name__].set_index("seed")["rmse.a"]
-        rel = np.mean([relative_rmse(timer.all[label][s], twins[s][0], hmm) for s in args.seeds])
+        rel_seeds[label] = [relative_rmse(timer.all[label][s], twins[s][0], hmm) for s in args.seeds]
+        cost_seeds[label] = [float(np.mean(timer.by_seed[label][s])) for s in args.seeds]
+        rel = np.mean(rel_seeds[label])
         floor = ""
         if label == "LDEnSF":
-            floor = np.mean([np.mean(flt.reconstruction_error(hmm, xx[hmm.tseq.kko])["rel_rmse"]
-                                     [hmm.tseq.masko]) for xx, _ in twins.values()])
-            floor = f"{floor:.3f}"
+            floor_seeds = [float(np.mean(flt.reconstruction_error(hmm, twins[s][0][hmm.tseq.kko])["rel_rmse"]
+                                         [hmm.tseq.masko])) for s in args.seeds]
+            floor = f"{np.mean(floor_seeds):.3f}"
         rows.append([label, f"{frame.loc[label, 'rmse.a']:.3f}", f"{rel:.3f}", floor,
                      ", ".join(f"{per_seed.get(s, np.nan):.2f}" for s in args.seeds),
                      f"{np.mean(sec['analysis']):.4f}",
@@ -253,6 +323,30 @@ def main(argv=None) -> None:
     print(f"- LD-EnSF trained {tr['seconds'] / 60:.1f} min on {tr['device']} ({tr.get('n_traj')} "
           f"trajectories; stage 1 {dyn.get('stopped')}, validation reconstruction NMSE {nmse:.3f}; "
           f"stage 2 {lstm.get('stopped')}); this run's training/loading took {train_wall:.0f} s")
+    if len(args.seeds) >= 2:
+        tr_min = tr["seconds"] / 60
+        below = (args.tiny or args.epochs < REFERENCE_BUDGET["epochs"]
+                 or args.width < REFERENCE_BUDGET["rec_width"])
+        setting = (f"{hmm.name}, Ko={args.Ko}, EnSF/LD-EnSF {args.steps} steps, LETKF infl "
+                   f"{args.letkf_infl:g} loc_rad {args.loc_rad:g}; LD-EnSF trained {tr_min:.1f} min "
+                   f"({args.device}) "
+                   f"on {tr.get('n_traj')} trajectories (stage 1: {dyn.get('stopped')}, "
+                   f"cap {args.epochs} epochs, "
+                   f"decoder width {args.width}, {args.n_basis} basis functions; {REFERENCE_TEXT})")
+        claim, summ = claim_rows(rel_seeds, cost_seeds, floor_seeds, setting=setting, N=args.N,
+                                 below_reference=below)
+        print(f"- claim: LD-EnSF - EnSF relative RMSE {summ['diff']:+.3f} ± {summ['diff_se']:.3f} "
+              f"(paired), floor {summ['floor']:.3f} ± {summ['floor_se']:.3f}, analysis "
+              f"{summ['cost_ratio']:.1f}x cheaper; training below the reference's: {below}; "
+              f"holds: {summ['holds']}")
+        rows_dir = Path(args.rows_dir) if args.rows_dir else Path(tempfile.mkdtemp(prefix="fluids_rows_"))
+        tag = "" if args.vort_std == 0.1 else f"_vort{args.vort_std:g}"
+        print(f"- rows: {write_rows(f'ldensf_kolmogorov{tag}', claim, rows_dir)}")
+        if args.markdown:
+            from claims import markdown
+            print(markdown(claim))
+    else:
+        print("- no claims rows: they need at least 2 seeds (a between-seed SE)")
     if args.plots:
         xx, yy = twins[args.seeds[0]]
         for path in plot_fields(hmm, xx, yy, timer.means, times, Path(args.plots)):

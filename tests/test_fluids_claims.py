@@ -1,0 +1,68 @@
+"""The LD-EnSF claims rows of benchmarks/fluids.py: the verdict from the paired per-seed differences
+of the relative RMSE and the per-analysis cost, and rows that the claims table accepts."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).parents[1] / "benchmarks"
+
+
+def load(name):
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))  # the scripts import `claims` from their folder
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+F = load("fluids")
+C = load("claims")
+COST = {"LDEnSF": [0.01, 0.012, 0.011], "EnSF": [0.3, 0.32, 0.31], "LETKF": [0.2, 0.2, 0.2]}
+FLOOR = [0.10, 0.12, 0.11]
+
+
+def rows_for(ld, en, cost=COST, below=True):
+    rel = {"LDEnSF": ld, "EnSF": en, "LETKF": [0.05, 0.06, 0.07]}
+    return F.claim_rows(rel, cost, FLOOR, setting="test", N=20, below_reference=below)
+
+
+def test_below_or_within_paired_se_and_cheaper_holds():
+    rows, s = rows_for([0.30, 0.40, 0.50], [0.31, 0.40, 0.52])  # below EnSF on average
+    assert s["holds"] == "yes" and [r["holds"] for r in rows] == ["yes", "yes"]
+    # above EnSF by less than the paired SE: differences 0.02, -0.01, 0.0 -> mean 0.0033, SE 0.0088
+    rows, s = rows_for([0.33, 0.39, 0.52], [0.31, 0.40, 0.52])
+    assert s["diff"] > 0 and s["diff"] <= s["diff_se"] and s["holds"] == "yes"
+    acc, cost = rows
+    assert acc["ours"] == pytest.approx(0.4133, abs=1e-3) and acc["comparator"] == pytest.approx(0.41)
+    assert acc["classical"] == pytest.approx(0.06) and acc["classical_name"] == "LETKF"
+    assert "floor" in acc["setting"] and "0.11" in acc["setting"]
+    assert cost["ours"] == pytest.approx(0.011) and cost["comparator"] == pytest.approx(0.31)
+    assert s["cost_ratio"] == pytest.approx(0.31 / 0.011)
+    for r in rows:  # accepted by the claims table once command and date are added
+        C.check_row({"command": "python benchmarks/fluids.py", "date": "2026-11-29", **r})
+
+
+def test_a_clear_miss_is_not_at_this_scale_below_the_reference_budget_else_no():
+    ld, en = [0.60, 0.70, 0.65], [0.40, 0.41, 0.42]
+    rows, s = rows_for(ld, en, below=True)
+    assert not s["accurate"] and s["cheaper"]
+    assert [r["holds"] for r in rows] == ["not at this scale", "yes"]
+    rows, _ = rows_for(ld, en, below=False)
+    assert rows[0]["holds"] == "no"
+
+
+def test_accurate_but_not_cheaper_does_not_hold():
+    dear = dict(COST, LDEnSF=[0.5, 0.6, 0.55])
+    rows, s = rows_for([0.30, 0.40, 0.50], [0.31, 0.40, 0.52], cost=dear, below=False)
+    assert s["accurate"] and not s["cheaper"]
+    assert [r["holds"] for r in rows] == ["no", "no"]
+
+
+def test_one_seed_has_no_standard_error():
+    with pytest.raises(ValueError, match="2 seeds"):
+        F.claim_rows({k: [0.3] for k in COST}, {k: [0.1] for k in COST}, [0.1], setting="t", N=20,
+                     below_reference=True)
