@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from pathlib import Path
 
@@ -32,9 +33,9 @@ import dafilters as daf
 from mods.Lorenz96 import bach2025
 
 try:
-    from benchmarks.claims import ROWS_DIR, write_rows
+    from benchmarks.claims import ROWS_DIR, this_command, write_rows
 except ImportError:  # run as a script from the repository root
-    from claims import ROWS_DIR, write_rows
+    from claims import ROWS_DIR, this_command, write_rows
 
 #: published tuned DAPPER LETKF rmse.a (docs/design.md, Reference figures)
 PUBLISHED_LETKF = {5: 2.635, 10: 2.020, 15: 1.745, 20: 1.577, 40: 1.396, 60: 1.341, 100: 1.304}
@@ -55,7 +56,7 @@ def training_settings(args) -> dict:
         return dict(n_traj=1, window=6, warmup=2, stride=6, epochs=2, batch_size=8, d_model=16, heads=2,
                     detach_every=args.detach_every, minutes=args.minutes)
     return dict(n_traj=args.n_traj, batch_size=args.batch_size, detach_every=args.detach_every,
-                minutes=args.minutes)
+                minutes=args.minutes, spinup_rounds=args.spinup_rounds)
 
 
 def paired(runs, N: int, mnmef_name: str, letkf_name: str) -> dict:
@@ -76,11 +77,30 @@ def paired(runs, N: int, mnmef_name: str, letkf_name: str) -> dict:
 
 def holds(p: dict, full_budget: bool = True) -> str:
     """Below the tuned LETKF by at least two paired standard errors, and by 10% at N <= 20;
-    otherwise "no", or "not at this scale" when the training had less than the full budget."""
+    otherwise "no", or "not at this scale" when the training had less than the full budget. A
+    win over an LETKF whose tuning fell short (more than 5% above the published tuned figure at
+    that N, e.g. a short tuning that settled on a setting that loses track) is not a finding:
+    "not at this scale"."""
     below = p["diff"] + 2 * p["diff_se"] < 0
     if below and (p["N"] > 20 or p["ratio"] <= 0.9):
-        return "yes"
+        weak = p["letkf"] > 1.05 * PUBLISHED_LETKF.get(p["N"], float("inf"))
+        return "not at this scale" if weak else "yes"
     return "no" if full_budget else "not at this scale"
+
+
+def letkf_text(p: dict) -> str:
+    """The tuned LETKF's name with its setting (read from the run statuses' filter names)."""
+    m = re.search(r"infl=([0-9.]+), loc_rad=([0-9.]+)", p["statuses"])
+    return f"LETKF tuned (infl {float(m[1]):.3f}, loc_rad {float(m[2]):.2f})" if m else "LETKF tuned"
+
+
+def claims_row(p: dict, args, Ko: int, full_budget: bool) -> dict:
+    """The claims row of one N from its paired figures (:func:`paired`)."""
+    name = letkf_text(p)
+    return {"method": "MNMEF", "claim": CLAIM, "setting": setting_text(args, Ko), "N": p["N"],
+            "metric": "rmse.a", "paper": paper_text(p["N"]), "ours": p["mnmef"], "ours_se": p["mnmef_se"],
+            "comparator_name": name, "comparator": p["letkf"], "classical_name": name,
+            "classical": p["letkf"], "holds": holds(p, full_budget)}
 
 
 def setting_text(args, Ko: int) -> str:
@@ -90,9 +110,19 @@ def setting_text(args, Ko: int) -> str:
         return text + " (tiny smoke test)"
     if min(args.minutes, args.finetune_minutes) < FULL_MINUTES:
         text += (f"; MNMEF trained {args.minutes:g} min at N={args.pretrain_N} + {args.finetune_minutes:g} "
-                 f"min per N (wall, one core shared), {args.n_traj} trajectories, LETKF tuned with "
+                 f"min per N (wall, one core shared), {args.n_traj} trajectories, {args.spinup_rounds} "
+                 f"spin-up round(s), LETKF tuned with "
                  f"{args.trials} trials on {len(args.tune_seeds)} seeds")
     return text
+
+
+def rows_from_paired(args, models: Path, Ko: int) -> None:
+    """``--from-paired``: the rows of the N in ``models/paired.json``, their command the run's."""
+    results = json.loads((models / "paired.json").read_text())
+    full_budget = min(args.minutes, args.finetune_minutes) >= FULL_MINUTES
+    command = this_command().replace(" --from-paired", "")
+    rows = [{**claims_row(p, args, Ko, full_budget), "command": command} for p in results]
+    print(f"rows: {write_rows('mnmef', rows, Path(args.rows_dir))} ({len(rows)} N)")
 
 
 def main(argv=None) -> None:
@@ -105,6 +135,8 @@ def main(argv=None) -> None:
     p.add_argument("--n-traj", type=int, default=128, help="training trajectories (1500 cycles each)")
     p.add_argument("--batch-size", type=int, default=128, help="windows per training step")
     p.add_argument("--detach-every", type=int, default=1)
+    p.add_argument("--spinup-rounds", type=int, default=2, help="training rounds, each spinning the "
+                   "windows up again (the spin-up's time counts in the budget)")
     p.add_argument("--seeds", type=int, nargs="+", default=list(range(1, 17)))
     p.add_argument("--tune-seeds", type=int, nargs="+", default=[100, 101, 102, 103])
     p.add_argument("--trials", type=int, default=24)
@@ -115,6 +147,8 @@ def main(argv=None) -> None:
     p.add_argument("--models-dir", default="benchmarks/models")
     p.add_argument("--rows-dir", default=str(ROWS_DIR))
     p.add_argument("--Ko", type=int, default=1499, help="last observation index of the evaluation runs")
+    p.add_argument("--from-paired", action="store_true", help="write the rows again from the paired "
+                   "figures a run with the same options saved (models-dir), without running anything")
     p.add_argument("--tiny", action="store_true",
                    help="a smoke test: tiny networks and data, 2 seeds, 2 trials, short runs")
     args = p.parse_args(argv)
@@ -125,6 +159,9 @@ def main(argv=None) -> None:
     hmm = bach2025.build(sigma=1.0)  # training data: 1500-cycle trajectories
     ev = hmm if args.Ko == 1499 else bach2025.build(sigma=1.0, Ko=args.Ko)
     models = Path(args.models_dir) / ("mnmef-claims-tiny" if args.tiny else "mnmef-claims")
+    if args.from_paired:
+        rows_from_paired(args, models, ev.tseq.Ko)
+        return
     training = training_settings(args)
     start = time.perf_counter()
     fit_kw = {"progress": True, "compile": True} if args.compile else {"progress": True}
@@ -147,11 +184,7 @@ def main(argv=None) -> None:
               f"± {pr['letkf_se']:.3f} ({100 * (pr['ratio'] - 1):+.1f}%); paired MNMEF - LETKF "
               f"{pr['diff']:+.3f} ± {pr['diff_se']:.3f} (SE), lower on {pr['lower_on']}/{pr['seeds']} seeds; "
               f"published LETKF {PUBLISHED_LETKF.get(N, float('nan'))}", flush=True)
-        rows.append({"method": "MNMEF", "claim": CLAIM, "setting": setting_text(args, ev.tseq.Ko),
-                     "N": N, "metric": "rmse.a", "paper": paper_text(N), "ours": pr["mnmef"],
-                     "ours_se": pr["mnmef_se"], "comparator_name": "LETKF tuned", "comparator": pr["letkf"],
-                     "classical_name": "LETKF tuned", "classical": pr["letkf"],
-                     "holds": holds(pr, full_budget)})
+        rows.append(claims_row(pr, args, ev.tseq.Ko, full_budget))
         path = write_rows("mnmef", rows, Path(args.rows_dir))  # after each N: a cut run keeps its rows
         models.mkdir(parents=True, exist_ok=True)
         (models / "paired.json").write_text(json.dumps(results, indent=1) + "\n")
