@@ -192,8 +192,21 @@ def mean_with_ci(x: np.ndarray) -> tuple[float, float]:
     if gamma0 <= 1e-300:
         return mu, 0.0
     a = min(ar1_coefficient(x), 1 - 1e-9)
-    c = ((n - 1) * a - n * a**2 + a ** (n + 1)) / (1 - a) ** 2
-    return mu, float(np.sqrt(gamma0 / n * (1 + 2 / n * c)))
+    return mu, float(np.sqrt(gamma0 / n * ar1_variance_factor(a, n)))
+
+
+def ar1_variance_factor(a: float, n: int) -> float:
+    r"""The factor :math:`1 + rac2n \sum_{k=1}^{n-1}(n-k)a^k` by which lag-one correlation ``a``
+    multiplies the variance of a mean of ``n`` points (1 for ``a = 0``, ``n`` as ``a -> 1``).
+
+    The closed form (see :func:`mean_with_ci`) cancels catastrophically as ``a -> 1`` (it can
+    turn negative), so there the series is summed."""
+    if 1 - a < 1e-3:
+        k = np.arange(1, n)
+        c = float(np.sum((n - k) * a**k))
+    else:
+        c = ((n - 1) * a - n * a**2 + a ** (n + 1)) / (1 - a) ** 2
+    return 1 + 2 / n * c
 
 
 def climatological_std(X: np.ndarray) -> float:

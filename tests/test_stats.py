@@ -2,7 +2,15 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from dafilters.stats import Diverged, Gaussian, Stats, ensemble_metrics, gaussian_metrics, mean_with_ci
+from dafilters.stats import (
+    Diverged,
+    Gaussian,
+    Stats,
+    ar1_variance_factor,
+    ensemble_metrics,
+    gaussian_metrics,
+    mean_with_ci,
+)
 
 
 def test_ensemble_metrics_against_brute_force(rng):
@@ -84,3 +92,15 @@ def test_divergence_is_detected():
 def test_unknown_keep():
     with pytest.raises(ValueError, match="unknown series"):
         Stats(np.zeros((2, 2)), np.array([1]), np.array([True]), keep=("median",))
+
+
+
+def test_variance_factor_near_one_is_the_series_sum():
+    """As a -> 1 the closed form of the AR(1) variance factor cancels catastrophically (at
+    a = 1 - 1e-9 it was negative: a NaN standard error); the factor must equal the series and
+    tend to n."""
+    for a, n in ((1 - 1e-9, 400), (0.9995, 3000), (0.9, 4000), (0.3, 50)):
+        k = np.arange(1, n)
+        direct = 1 + 2 / n * np.sum((n - k) * a**k)
+        assert ar1_variance_factor(a, n) == pytest.approx(direct, rel=1e-9)
+    assert ar1_variance_factor(1 - 1e-9, 400) == pytest.approx(400, rel=1e-5)
