@@ -20,7 +20,11 @@ A reduced SSLS (``--train-steps``, ``--first-steps``, ``--langevin-steps``, ``--
 the reference's 600, 600, 500 and 1e-3; for CPU-sized runs) writes ``ssls_paper_reduced*.json``
 (with the sigmas and Ns in the name when they are not the full run's) and names its settings in
 the rows; a row then says "holds: yes" when even the reduced SSLS beats the APF and "not at this
-scale" when it does not (the reduction may be why).
+scale" when it does not (the reduction may be why). The CPU-sized rows of benchmarks/README.md
+(about 80 s of CPU per seed at N = 50, 8 seeds):
+
+    python benchmarks/ssls_paper.py --full --sigmas 1 --Ns 50 --seeds 1 2 3 4 5 6 7 8 \
+        --first-steps 300 --train-steps 5 --langevin-steps 100 --step 0.005 --rows-dir benchmarks/claims
 
 Full-run cost: SSLS takes 41 s of one CPU core per cycle for its 600 U-Net steps of batch 200 plus
 0.037 s per Langevin step at N = 500 (19 s; 75 s at N = 2000): 2 sigmas x 5 N x 4 seeds x 101
