@@ -48,7 +48,7 @@ the paired per-seed differences and its analysis is cheaper; a miss with a train
 the reference's (60 training trajectories of 150 x 150, 2000 GPU epochs, a 14 x 500 decoder:
 ``kolmogorov_flow/train_ldnet.py``, ``data_generation.py``) is "not at this scale"::
 
-    python benchmarks/fluids.py --n 32 --vort-std 0 --n-traj 120 --minutes 8 --Ko 19 --threads 1 \
+    python benchmarks/fluids.py --n 32 --vort-std 0 --n-traj 120 --minutes 8 --Ko 19 --threads 1 \\
         --ld-obs-infl 10 --letkf-infl 1.0 --loc-rad 10 --seeds 1 2 3 4 5 6 7 8 \\
         --rows-dir benchmarks/claims --markdown
 
