@@ -49,11 +49,11 @@ the reference's (60 training trajectories of 150 x 150, 2000 GPU epochs, a 14 x 
 ``kolmogorov_flow/train_ldnet.py``, ``data_generation.py``) is "not at this scale"::
 
     python benchmarks/fluids.py --n 32 --vort-std 0 --n-traj 120 --minutes 8 --Ko 19 --threads 1 \\
-        --ld-obs-infl 10 --letkf-infl 1.0 --loc-rad 10 --seeds 1 2 3 4 5 6 7 8 \\
+        --ld-obs-infl 10 --tune-seeds 100 101 --trials 16 --seeds 1 2 3 4 5 6 7 8 \\
         --rows-dir benchmarks/claims --markdown
 
-(The LETKF's infl 1.0 and loc_rad 10 are the best of a grid on these 8 seeds, infl 1.0-1.1 by
-loc_rad 0.5-10: the larger the radius, the lower its error here.)
+(``--tune-seeds``: the LETKF's infl and loc_rad tuned with Optuna on seeds kept apart from the
+scoring seeds; without it, ``--letkf-infl`` and ``--loc-rad`` as given.)
 
 ``--ld-obs-infl 10``: in this regime the LSTM is accurate (latent residual RMS 0.02-0.6 per
 component) and LD-EnSF at its default ``obs_infl`` 1 returned NaN at the first analysis, at 3 errors
@@ -163,6 +163,21 @@ PAPER_CLAIM = ("LD-EnSF about as accurate as full-space EnSF with sparse observa
                "kolmogorov_flow/ldensf_assimilation.py)")
 
 
+def tune_letkf(hmm, args) -> None:
+    """Tune the LETKF's ``infl`` (1 to 1.2) and ``loc_rad`` (0.5 to 12, log scale; the domain is
+    2 pi wide) with Optuna on ``args.tune_seeds``, which must not overlap the scoring seeds, and
+    set ``args.letkf_infl`` and ``args.loc_rad`` to the best trial's values."""
+    if set(args.tune_seeds) & set(args.seeds):
+        raise SystemExit(f"--tune-seeds {args.tune_seeds} overlap --seeds {args.seeds}: tune on other seeds")
+    start = time.perf_counter()
+    res = daf.tune(daf.LETKF(N=args.N), hmm, space={"infl": ("lin", 1.0, 1.2), "loc_rad": ("log", 0.5, 12.0)},
+                   n_trials=args.trials, seeds=args.tune_seeds)
+    args.letkf_infl, args.loc_rad = float(res.filter.infl), float(res.filter.loc_rad)
+    secs = time.perf_counter() - start
+    print(f"- LETKF tuned on seeds {args.tune_seeds} ({args.trials} trials, {secs:.0f} s): "
+          f"infl {args.letkf_infl:.3g}, loc_rad {args.loc_rad:.3g}, rmse.a {res.value:.3g}")
+
+
 def claim_rows(rel: dict[str, list[float]], cost: dict[str, list[float]], floor: list[float], *,
                setting: str, N: int, below_reference: bool) -> tuple[list[dict], dict]:
     """The two claims rows of LD-EnSF against full-space EnSF (LETKF as the classical filter):
@@ -270,6 +285,10 @@ def main(argv=None) -> None:
                    help="observation indices to plot (default: 3 spread over the run)")
     p.add_argument("--tiny", action="store_true", help="16 x 16, 10 cycles, tiny networks: a check")
     p.add_argument("--markdown", action="store_true")
+    p.add_argument("--tune-seeds", type=int, nargs="+", default=None,
+                   help="tune the LETKF's infl and loc_rad with Optuna on these seeds (kept apart from "
+                        "--seeds) instead of --letkf-infl / --loc-rad")
+    p.add_argument("--trials", type=int, default=16, help="Optuna trials of the LETKF tuning")
     p.add_argument("--rows-dir", default=None,
                    help="claims rows folder (default: a new temp folder); needs >= 2 seeds")
     args = p.parse_args(argv)
@@ -282,6 +301,8 @@ def main(argv=None) -> None:
     start = time.perf_counter()
     ld = trained_ldensf(hmm, args)
     train_wall = time.perf_counter() - start
+    if args.tune_seeds:
+        tune_letkf(hmm, args)
     times = args.plot_times or sorted({args.Ko // 10, args.Ko // 2, args.Ko})
     timer = HookTimer(set(times), args.seeds[0])
     filters = {"LDEnSF": ld,
@@ -340,11 +361,14 @@ def main(argv=None) -> None:
           f"stage 2 {lstm.get('stopped')}); this run's training/loading took {train_wall:.0f} s")
     if len(args.seeds) >= 2:
         tr_min = tr["seconds"] / 60
+        tuned_note = f" (tuned: {args.trials} trials on seeds {args.tune_seeds})" if args.tune_seeds else ""
         below = (args.tiny or args.epochs < REFERENCE_BUDGET["epochs"]
                  or args.width < REFERENCE_BUDGET["rec_width"])
         setting = (f"{hmm.name}, Ko={args.Ko}, EnSF/LD-EnSF {args.steps} steps, LD-EnSF obs_infl "
                    f"{args.ld_obs_infl:g}, LETKF infl "
-                   f"{args.letkf_infl:g} loc_rad {args.loc_rad:g}; LD-EnSF trained {tr_min:.1f} min "
+                   f"{args.letkf_infl:.3g} loc_rad {args.loc_rad:.3g}"
+                   f"{tuned_note}"
+                   f"; LD-EnSF trained {tr_min:.1f} min "
                    f"({args.device}) "
                    f"on {tr.get('n_traj')} trajectories (stage 1: {dyn.get('stopped')}, "
                    f"cap {args.epochs} epochs, "

@@ -66,3 +66,12 @@ def test_one_seed_has_no_standard_error():
     with pytest.raises(ValueError, match="2 seeds"):
         F.claim_rows({k: [0.3] for k in COST}, {k: [0.1] for k in COST}, [0.1], setting="t", N=20,
                      below_reference=True)
+
+
+def test_the_letkf_is_tuned_on_seeds_apart_from_the_scoring_seeds():
+    """The classical comparator is tuned on other seeds than those it is scored on."""
+    from types import SimpleNamespace
+
+    args = SimpleNamespace(tune_seeds=[1, 100], seeds=[1, 2], N=20, trials=2)
+    with pytest.raises(SystemExit, match="overlap"):
+        F.tune_letkf(None, args)
