@@ -2,26 +2,13 @@
 LETKF is tuned and scored in, which rows file a run writes, and how a reduced SSLS is described."""
 
 import argparse
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
-
-BENCH = Path(__file__).parents[1] / "benchmarks"
-
-
-def load(name):
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))  # the scripts import `claims` from their folder
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from benchmark_scripts import load_benchmark
 
 
 def test_ensf_plain_setting_tunes_and_scores_without_shocks():
-    E = load("ensf_shock")
+    E = load_benchmark("ensf_shock")
     plain = E.plan("plain", full=True)
     assert "shock" not in plain["hmm"].name and plain["contrast"] is None
     assert plain["name"] == "ensf_plain" and "no shocks" in plain["claim"]
@@ -35,7 +22,7 @@ def test_ensf_plain_setting_tunes_and_scores_without_shocks():
 
 
 def test_ssls_reduction_is_named():
-    S = load("ssls_paper")
+    S = load_benchmark("ssls_paper")
     args = argparse.Namespace(train_steps=None, first_steps=None, langevin_steps=None, step=None)
     assert S.ssls_options(args, S.FULL) == ({}, "")  # the reference's settings: no reduction
     args.train_steps, args.langevin_steps, args.step = 30, 500, 2e-3
@@ -45,7 +32,7 @@ def test_ssls_reduction_is_named():
 
 
 def test_ssls_rows_file_and_diverged_comparators():
-    S = load("ssls_paper")
+    S = load_benchmark("ssls_paper")
     args = argparse.Namespace(full=True)
     cfg = dict(S.FULL)
     assert S.rows_name(args, cfg, "") == "ssls_paper"  # the full run's file

@@ -1,26 +1,12 @@
 """The LD-EnSF claims rows of benchmarks/fluids.py: the verdict from the paired per-seed differences
 of the relative RMSE and the per-analysis cost, and rows that the claims table accepts."""
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
+from benchmark_scripts import load_benchmark
 
-BENCH = Path(__file__).parents[1] / "benchmarks"
-
-
-def load(name):
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))  # the scripts import `claims` from their folder
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-F = load("fluids")
-C = load("claims")
+F = load_benchmark("fluids")
+C = load_benchmark("claims")
 COST = {"LDEnSF": [0.01, 0.012, 0.011], "EnSF": [0.3, 0.32, 0.31], "LETKF": [0.2, 0.2, 0.2]}
 FLOOR = [0.10, 0.12, 0.11]
 

@@ -1,19 +1,6 @@
 """benchmarks/mnmef_claims.py: when a row reads "yes", "no" or "not at this scale"."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
-BENCH = Path(__file__).parents[1] / "benchmarks"
-
-
-def load():
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))  # the script imports `claims` from its folder
-    spec = importlib.util.spec_from_file_location("mnmef_claims", BENCH / "mnmef_claims.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from benchmark_scripts import load_benchmark
 
 
 def paired(N, mnmef, letkf, diff_se=0.01):
@@ -23,7 +10,7 @@ def paired(N, mnmef, letkf, diff_se=0.01):
 
 
 def test_a_win_needs_a_properly_tuned_letkf():
-    m = load()
+    m = load_benchmark("mnmef_claims")
     assert m.holds(paired(20, 1.40, 1.58)) == "yes"  # 11% below an LETKF at the published 1.577
     # the same margin over an LETKF 15% above the published figure is not a finding
     assert m.holds(paired(20, 1.60, 1.81)) == "not at this scale"
@@ -31,7 +18,7 @@ def test_a_win_needs_a_properly_tuned_letkf():
 
 
 def test_a_miss_is_no_at_full_budget_and_not_at_this_scale_below_it():
-    m = load()
+    m = load_benchmark("mnmef_claims")
     assert m.holds(paired(20, 1.60, 1.58)) == "no"
     assert m.holds(paired(20, 1.50, 1.58)) == "no"  # below, but not by 10% at N <= 20
     assert m.holds(paired(40, 1.38, 1.40, diff_se=0.02)) == "no"  # within two standard errors
@@ -39,5 +26,5 @@ def test_a_miss_is_no_at_full_budget_and_not_at_this_scale_below_it():
 
 
 def test_the_row_names_the_letkf_setting():
-    m = load()
+    m = load_benchmark("mnmef_claims")
     assert m.letkf_text(paired(10, 2.0, 2.1)) == "LETKF tuned (infl 1.084, loc_rad 2.78)"

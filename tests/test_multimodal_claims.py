@@ -1,25 +1,12 @@
 """The SLAMS claims rows of benchmarks/multimodal.py, built from per-seed results, and the block-mean
 observation's identity, which must not change when its operator matrix is formed."""
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from benchmark_scripts import load_benchmark
 
 from dafilters.multimodal import BlockMeanObs
-
-BENCH = Path(__file__).parents[1] / "benchmarks"
-
-
-def load_multimodal():
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))  # the script imports `claims` from its folder
-    spec = importlib.util.spec_from_file_location("multimodal", BENCH / "multimodal.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def results(slams_both, slams_sparse, slams_coarse, sda, letkf, cost=(0.1, 2.0)):
@@ -32,7 +19,7 @@ def results(slams_both, slams_sparse, slams_coarse, sda, letkf, cost=(0.1, 2.0))
 
 
 def test_rows_judge_the_paired_differences():
-    M = load_multimodal()
+    M = load_benchmark("multimodal")
     res = results([2.0, 2.1, 1.9, 2.0], [2.8, 2.9, 2.7, 2.8], [3.6, 3.7, 3.5, 3.6], [3.8, 3.7, 3.9, 3.8],
                   [0.6, 0.6, 0.6, 0.6])
     rows = M.claim_rows(res, ("sparse", "coarse"), "L96", 20, "LETKF infl=1.05 loc_rad=4 N=20 (tuned)")
@@ -50,7 +37,7 @@ def test_rows_judge_the_paired_differences():
 
 
 def test_rows_do_not_hold_within_noise_or_at_higher_cost():
-    M = load_multimodal()
+    M = load_benchmark("multimodal")
     # SLAMS below SDA on average but by less than twice the paired SE; slower than SDA
     res = results([2.0, 3.0, 2.0, 3.0], [2.5, 2.5, 2.5, 2.5], [3.0] * 4, [2.6, 2.9, 2.4, 2.9], [1.0] * 4,
                   cost=(2.0, 0.1))

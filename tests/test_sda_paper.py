@@ -1,21 +1,9 @@
 """benchmarks/sda_paper.py: when a missed target reads "not at this scale" (SDA below the reference's
 sampler steps or training budget) rather than "no"."""
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
-BENCH = Path(__file__).parents[1] / "benchmarks"
-
-
-def load():
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))  # the script imports `claims` from its folder
-    spec = importlib.util.spec_from_file_location("sda_paper", BENCH / "sda_paper.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from benchmark_scripts import load_benchmark
 
 
 def fake_sda(steps, epochs, windows):
@@ -23,7 +11,7 @@ def fake_sda(steps, epochs, windows):
 
 
 def test_below_reference_names_steps_and_training():
-    m = load()
+    m = load_benchmark("sda_paper")
     assert m.below_reference(fake_sda(256, 1024, 65536)) == []
     assert m.below_reference(fake_sda(256, 2048, 65536)) == []
     why = m.below_reference(fake_sda(64, 1024, 65536))
@@ -34,7 +22,7 @@ def test_below_reference_names_steps_and_training():
 
 
 def test_verdict():
-    m = load()
+    m = load_benchmark("sda_paper")
     assert m.verdict(1.2, 1.0, 1.25, []) == "yes"
     assert m.verdict(1.2, 1.0, 1.25, ["sampler steps 64 < 256"]) == "yes"
     assert m.verdict(1.3, 1.0, 1.25, []) == "no"
