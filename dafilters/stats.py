@@ -196,7 +196,7 @@ def mean_with_ci(x: np.ndarray) -> tuple[float, float]:
 
 
 def ar1_variance_factor(a: float, n: int) -> float:
-    r"""The factor :math:`1 + rac2n \sum_{k=1}^{n-1}(n-k)a^k` by which lag-one correlation ``a``
+    r"""The factor :math:`1 + \frac2n \sum_{k=1}^{n-1}(n-k)a^k` by which lag-one correlation ``a``
     multiplies the variance of a mean of ``n`` points (1 for ``a = 0``, ``n`` as ``a -> 1``).
 
     The closed form (see :func:`mean_with_ci`) cancels catastrophically as ``a -> 1`` (it can
