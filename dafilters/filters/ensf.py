@@ -332,8 +332,10 @@ def ensf_sample(X: torch.Tensor, score_lik: Callable[[torch.Tensor], torch.Tenso
     if prefetch_noise is None:
         prefetch_noise = (solver == "sde" and X.device.type == "cpu" and torch.get_num_threads() > 1
                           and min(rows, N) * Nx >= SPLIT_NOISE)
-    if (KERNEL and not fused if kernel is None else kernel) and lik is not None and prior_score == "paired" \
-            and solver == "sde" and X.device.type == "cpu" and X.dtype == torch.float32:
+    if kernel is None:
+        kernel = KERNEL and not fused
+    if kernel and lik is not None and prior_score == "paired" and solver == "sde" \
+            and X.device.type == "cpu" and X.dtype == torch.float32:
         lib = ensf_kernel.load_kernel()
         if lib is not None:
             key = int(torch.randint(0, 2**63 - 1, (1,), generator=gens[0]))
