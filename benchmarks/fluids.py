@@ -163,15 +163,16 @@ PAPER_CLAIM = ("LD-EnSF about as accurate as full-space EnSF with sparse observa
                "kolmogorov_flow/ldensf_assimilation.py)")
 
 
-def tune_letkf(hmm, args) -> None:
-    """Tune the LETKF's ``infl`` (1 to 1.2) and ``loc_rad`` (0.5 to 12, log scale; the domain is
-    2 pi wide) with Optuna on ``args.tune_seeds``, which must not overlap the scoring seeds, and
-    set ``args.letkf_infl`` and ``args.loc_rad`` to the best trial's values."""
+def tune_letkf(hmm, args, loc_range: tuple[float, float] = (0.5, 12.0)) -> None:
+    """Tune the LETKF's ``infl`` (1 to 1.2) and ``loc_rad`` (``loc_range``, log scale; the
+    default for the 2 pi wide Kolmogorov domain) with Optuna on ``args.tune_seeds``, which must not
+    overlap the scoring seeds, and set ``args.letkf_infl`` and ``args.loc_rad`` to the best
+    trial's values."""
     if set(args.tune_seeds) & set(args.seeds):
         raise SystemExit(f"--tune-seeds {args.tune_seeds} overlap --seeds {args.seeds}: tune on other seeds")
     start = time.perf_counter()
-    res = daf.tune(daf.LETKF(N=args.N), hmm, space={"infl": ("lin", 1.0, 1.2), "loc_rad": ("log", 0.5, 12.0)},
-                   n_trials=args.trials, seeds=args.tune_seeds)
+    space = {"infl": ("lin", 1.0, 1.2), "loc_rad": ("log", *loc_range)}
+    res = daf.tune(daf.LETKF(N=args.N), hmm, space=space, n_trials=args.trials, seeds=args.tune_seeds)
     args.letkf_infl, args.loc_rad = float(res.filter.infl), float(res.filter.loc_rad)
     secs = time.perf_counter() - start
     print(f"- LETKF tuned on seeds {args.tune_seeds} ({args.trials} trials, {secs:.0f} s): "
@@ -179,11 +180,14 @@ def tune_letkf(hmm, args) -> None:
 
 
 def claim_rows(rel: dict[str, list[float]], cost: dict[str, list[float]], floor: list[float], *,
-               setting: str, N: int, below_reference: bool) -> tuple[list[dict], dict]:
+               setting: str, N: int, below_reference: bool,
+               metric: str = "relative RMSE of the vorticity (after burn-in)",
+               paper: str = PAPER_CLAIM) -> tuple[list[dict], dict]:
     """The two claims rows of LD-EnSF against full-space EnSF (LETKF as the classical filter):
     accuracy (relative RMSE of the vorticity, mean over seeds and between-seed SE) and cost (seconds
     per analysis). ``rel``, ``cost``: per-seed values (same seed order) for ``LDEnSF``, ``EnSF`` and
-    ``LETKF``; ``floor``: per-seed relative RMSE of decode(encode(truth)).
+    ``LETKF``; ``floor``: per-seed relative RMSE of decode(encode(truth)); ``metric`` and
+    ``paper`` name the accuracy metric and the paper's claim.
 
     Accuracy holds when LD-EnSF's error is below EnSF's or within the paired SE (the between-seed
     SE of the per-seed differences) *and* its analysis is cheaper; when it misses and the training
@@ -204,11 +208,11 @@ def claim_rows(rel: dict[str, list[float]], cost: dict[str, list[float]], floor:
     rows = [dict(common, claim="as accurate as full-space EnSF (sparse observations)",
                  setting=(f"{setting}; {n} seeds; autoencoder floor decode(encode(truth)) "
                           f"{fl:.3g} ± {fl_se:.2g}; LD-EnSF - EnSF {d:+.3g} ± {d_se:.2g} (paired)"),
-                 metric="relative RMSE of the vorticity (after burn-in)", paper=PAPER_CLAIM,
+                 metric=metric, paper=paper,
                  ours=ld, ours_se=ld_se, comparator=en, classical=lk, holds=holds),
             dict(common, claim="at a fraction of full-space EnSF's cost",
                  setting=f"{setting}; {n} seeds; EnSF/LD-EnSF {c_en / c_ld:.1f}x",
-                 metric="seconds per analysis (wall)", paper=PAPER_CLAIM,
+                 metric="seconds per analysis (wall)", paper=paper,
                  ours=c_ld, ours_se=c_ld_se, comparator=c_en, classical=c_lk,
                  holds="yes" if cheaper else "no")]
     summary = dict(diff=d, diff_se=d_se, floor=fl, floor_se=fl_se, cost_ratio=c_en / c_ld,

@@ -61,3 +61,30 @@ def test_the_letkf_is_tuned_on_seeds_apart_from_the_scoring_seeds():
     args = SimpleNamespace(tune_seeds=[1, 100], seeds=[1, 2], N=20, trials=2)
     with pytest.raises(SystemExit, match="overlap"):
         F.tune_letkf(None, args)
+
+
+def test_shallow_water_relative_errors_jointly_and_per_field():
+    """benchmarks/shallow_water_ldensf.py: the reference's relative RMSE over the three fields
+    together and per field, after the burn-in only; the rows carry its metric."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    from conftest import require_extra
+
+    require_extra("atmos", "dedalus", "mpi4py")
+    S = load_benchmark("shallow_water_ldensf")
+    P = 4
+    hmm = SimpleNamespace(Nx=3 * P + 2, dyn=SimpleNamespace(n_params=2),
+                          tseq=SimpleNamespace(masko=np.array([False, True, True]), kko=np.array([1, 2, 3])))
+    xx = np.zeros((4, 3 * P + 2))
+    xx[:, :P], xx[:, P:2 * P], xx[:, 2 * P:3 * P] = 10.0, 1.0, 100.0
+    err = np.r_[np.full(P, 1.0), np.full(P, 1.0), np.full(P, 10.0), 5.0, 5.0]  # parameters ignored
+    means = {0: xx[1] + 99.0, 1: xx[2] + err, 2: xx[3] + err}  # ko 0 is in the burn-in
+    out = S.field_errors(means, xx, hmm)
+    assert out["u_phi"] == pytest.approx(0.1) and out["u_theta"] == pytest.approx(1.0)
+    assert out["h"] == pytest.approx(0.1)
+    assert out["joint"] == pytest.approx(np.sqrt((1 + 1 + 100) / (100 + 1 + 10_000)))
+    rel = {k: [0.01, 0.02] for k in COST}
+    rows, _ = F.claim_rows(rel, {k: v[:2] for k, v in COST.items()}, [0.1, 0.1], setting="sw", N=20,
+                           below_reference=True, metric=S.METRIC, paper=S.PAPER_CLAIM)
+    assert rows[0]["metric"] == S.METRIC and "atmospheric" in rows[0]["paper"]

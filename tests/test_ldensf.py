@@ -283,3 +283,85 @@ def test_reference_regime_has_one_initial_condition(kolmogorov):
     np.testing.assert_array_equal(E[:, :-1], np.broadcast_to(E[0, :-1], E[:, :-1].shape))
     assert np.ptp(E[:, -1]) > 0
     assert "vort_std=0" in hmm.name and hmm.fingerprint() != xiao2026.build(n=n, Ko=2).fingerprint()
+
+
+# -- several fields: the decoder's channels, the layout, per-field standardisation -------------------
+
+
+def test_decoder_channels_share_coefficients_and_gather_components():
+    """With C fields the basis is field-major (row c * Q + q) and the gathered basis of random
+    state components (field idx // Q at point idx % Q) equals those rows; one channel is the old
+    single-field basis."""
+    torch.manual_seed(0)
+    dec = FieldDecoder(6, (L, L), kmax=3, n_basis=10, width=16, depth=2, channels=3)
+    x = torch.rand(20, 2) * L
+    full = dec.basis(x)
+    assert full.shape == (60, 11) and dec(torch.randn(4, 6), full).shape == (4, 60)
+    idx = torch.tensor([0, 19, 20, 33, 59, 41])
+    torch.testing.assert_close(dec.basis(x[idx % 20], idx // 20), full[idx])
+    one = FieldDecoder(6, (L, L), kmax=3, n_basis=10, width=16, depth=2)
+    zero = torch.zeros(6, dtype=torch.long)
+    torch.testing.assert_close(one.basis(x[idx % 20], zero), one.basis(x)[idx % 20])
+
+
+def test_field_layout_of_one_and_several_fields():
+    from dafilters.filters.ldensf import field_layout
+    from mods.Kolmogorov import xiao2026
+
+    hmm = xiao2026.build(n=n, Ko=3)
+    points, periods, C = field_layout(hmm.dyn, n * n)
+    assert points.shape == (n * n, 2) and periods == (L, L) and C == 1
+
+    class ThreeFields:
+        def field_points(self):
+            return np.zeros((5, 2)), (1.0, 2.0), 3
+
+    assert field_layout(ThreeFields(), 15)[1:] == ((1.0, 2.0), 3)
+    with pytest.raises(ValueError, match="3 field.*5 points.*16 field components"):
+        field_layout(ThreeFields(), 16)
+
+    class Ring:
+        domain, coords = None, np.zeros((4, 1))
+
+    with pytest.raises(ValueError, match="periodic 2-D domain"):
+        field_layout(Ring(), 4)
+
+
+def test_standardise_is_per_field_and_inverted():
+    from dafilters.filters.ldensf import LatentDynamics
+
+    net = LatentDynamics(12, 1, (L, L), latent_dim=4, kmax=2, n_basis=4, width=8, depth=1, substeps=1,
+                         enc_width=8, channels=3)
+    net.field_mean.copy_(torch.tensor([1.0, -2.0, 100.0]))
+    net.field_std.copy_(torch.tensor([2.0, 0.5, 400.0]))
+    F = torch.tensor([[3.0] * 4 + [-1.5] * 4 + [500.0] * 4])
+    torch.testing.assert_close(net.standardise(F), torch.ones(1, 12))
+    torch.testing.assert_close(net.unstandardise(net.standardise(F)), F)
+    with pytest.raises(ValueError, match="13 field components do not split into 3 fields"):
+        LatentDynamics(13, 1, (L, L), 4, 2, 4, 8, 1, 1, 8, channels=3)
+
+
+def test_shallow_water_three_fields_tiny_training_and_assimilation(tmp_path):
+    """LD-EnSF on the shallow-water setting: three fields on the (longitude, colatitude) grid,
+    each standardised by its own scalars (u_theta's spread is ~100x smaller than h's), decoded as
+    a state; a tiny training runs, saves, loads and assimilates with finite errors."""
+    require_extra("atmos", "dedalus", "mpi4py")
+    from mods.ShallowWater import xiao2026
+
+    hmm = xiao2026.build(Nphi=16, Ntheta=8, every=(4, 2), Ko=3)
+    flt = LDEnSF(**TINY).fit(hmm, progress=False, cache_dir=tmp_path / "data")
+    assert flt.spec["channels"] == 3 and flt.spec["n_field"] == 3 * 16 * 8 and flt.spec["n_params"] == 2
+    net = flt.nets["ldnet"]
+    xx, yy = hmm.simulate(4)
+    F = xx[:, :flt.spec["n_field"]].reshape(-1, 3, 16 * 8)
+    assert net.field_std[2] > 10 * net.field_std[1]  # h (m) against u_theta (m/s): own scalars
+    Z = net.standardise(torch.as_tensor(xx[:, :flt.spec["n_field"]], dtype=torch.float32)).reshape(-1, 3, 128)
+    assert Z.abs().mean() < 5 and F.std() > 50  # standardised per field, unlike the raw state
+    floor = flt.reconstruction_error(hmm, xx[hmm.tseq.kko])
+    assert np.isfinite(floor["rel_rmse"]).all()
+    stats = flt.assimilate(hmm, xx, yy, seed=4)
+    assert np.isfinite(stats.averages()["rmse.a"]) and not stats.diverged
+    flt.save(tmp_path / "sw.pt")
+    loaded = daf.Filter.load(tmp_path / "sw.pt")
+    assert loaded.spec == flt.spec
+    assert loaded.assimilate(hmm, xx, yy, seed=4).averages()["rmse.a"] == stats.averages()["rmse.a"]

@@ -60,6 +60,8 @@ harmonics (an analysis with grid-scale noise is smoothed by that projection).
 component's grid point on the sphere and ``Dynamics.domain`` is ``None``: localization distances
 are chord lengths in km (within 1% of great-circle distances up to about 2800 km).
 ``ShallowWater.lonlat`` ``(Nx, 2)`` gives (longitude, latitude) in degrees;
+``ShallowWater.field_points()`` the grid in radians with the three fields, as LD-EnSF's decoder
+reads them;
 :func:`subgrid_indices` picks components on a coarser sub-grid for observations.
 
 **Ensembles and MPI.** The ensemble is advanced member by member through one Dedalus solver built

@@ -9,7 +9,7 @@ from dafilters.extras import import_extra
 from dafilters.hmm import Dynamics
 
 from .forcing import Heating, Jet
-from .grid import _check_grid, cartesian_coords, default_nu, lonlat
+from .grid import FIELDS, _check_grid, cartesian_coords, default_nu, grid, lonlat
 from .sim import _comm_or_self, _dedalus, _Sim
 
 __all__ = ["ShallowWater", "ForcedShallowWater"]
@@ -86,6 +86,16 @@ class ShallowWater(Dynamics):
     def __setstate__(self, state):
         self.__dict__.update(state)
         self.comm = _comm_or_self(self.comm)
+
+    def field_points(self) -> tuple[np.ndarray, tuple[float, float], int]:
+        r"""The fields as decoders on points see them (:func:`dafilters.filters.ldensf.field_layout`):
+        the (longitude, colatitude) :math:`(\phi_i, \theta_j)` in radians ``(Nphi * Ntheta, 2)`` of
+        one field's components (row ``i * Ntheta + j``), the periods :math:`(2\pi, 2\pi)` (the
+        colatitude spans half of its period, so a Fourier basis need not wrap it) and the number of
+        fields, 3."""
+        phi, theta = grid(self.Nphi, self.Ntheta)
+        P, T = np.meshgrid(phi, theta, indexing="ij")
+        return np.stack([P.ravel(), T.ravel()], axis=1), (2 * np.pi, 2 * np.pi), len(FIELDS)
 
     def advance(self, E: np.ndarray, dt: float, steps: int, t: float = 0.0) -> np.ndarray:
         """``steps`` deterministic steps of ``dt`` hours of states ``(..., Nx)`` (float64 out),

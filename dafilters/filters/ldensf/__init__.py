@@ -3,10 +3,13 @@ r"""LD-EnSF: the ensemble score filter run in the latent space of a learned late
 After Xiao, Si & Chen (2026), "LD-EnSF: Synergizing latent dynamics with ensemble score filters
 for fast data assimilation with sparse observations", ICLR 2026.
 
-A state is a field on points :math:`x_1..x_P` (``Dynamics.coords``, on a periodic domain of
-lengths ``Dynamics.domain``) followed by ``n_params`` parameters :math:`\mu` that are constant in
-time (``Dynamics.n_params``, 0 if absent), e.g. ``(vorticity (n*n), log Re)`` in
-:mod:`mods.Kolmogorov.xiao2026`. Fields and parameters are standardised with scalars (field) and
+A state is ``C`` fields on points :math:`x_1..x_P` of a 2-D domain (field 0 at every point, then
+field 1, ...) followed by ``n_params`` parameters :math:`\mu` that are constant in time
+(``Dynamics.n_params``, 0 if absent): e.g. ``(vorticity (n*n), log Re)`` in
+:mod:`mods.Kolmogorov.xiao2026` (one field on ``Dynamics.coords``, periodic with the lengths
+``Dynamics.domain``), or ``(u_phi, u_theta, h, a, sigma)`` in :mod:`mods.ShallowWater.xiao2026`
+(three fields on the longitude-colatitude grid, given by the model's ``field_points()``;
+:func:`field_layout`). Each field is standardised with its own two scalars, the parameters with
 per-parameter statistics of the prior (:math:`\tilde\omega`, :math:`p`).
 
 **Latent dynamics network.** A latent state :math:`z \in \mathbb R^{d}` evolves by the latent ODE
@@ -23,7 +26,10 @@ observation intervals). The decoder maps a latent state and the periodic Fourier
 
 a nonlinear function of :math:`z` on a learned basis of ``n_basis`` functions of the coordinates
 (so a whole ensemble is decoded on a grid by one ``(N, r) x (r, P)`` product once the basis is
-evaluated there). An encoder :math:`E_\psi(\tilde\omega)` (an MLP of the field on the grid) gives
+evaluated there). With ``C`` fields the trunk gives each field its own :math:`b_c` and
+:math:`\varphi_{c,j}` and the coefficients :math:`a(z)` are shared (the reference's
+``atmospheric_modeling`` decoder outputs the three fields of a point together). An encoder
+:math:`E_\psi(\tilde\omega)` (an MLP of the field on the grid) gives
 the latent state of a field: the initial latent states of training windows and of the initial
 ensemble.
 
@@ -64,6 +70,7 @@ from .latent import (
     LatentEnsemble,
     decode_states,
     encode_states,
+    field_layout,
     history_tensor,
     latent_score,
     latent_step,
@@ -73,4 +80,4 @@ from .nets import FieldDecoder, FourierFeatures, LatentDynamics, LatentODE, ObsL
 
 __all__ = ["LDEnSF", "LDEnSFTraining", "FourierFeatures", "FieldDecoder", "LatentODE",
            "LatentDynamics", "ObsLSTM", "LatentEnsemble", "latent_score", "history_tensor",
-           "encode_states", "decode_states", "latent_step", "learn_ldensf"]
+           "encode_states", "decode_states", "field_layout", "latent_step", "learn_ldensf"]

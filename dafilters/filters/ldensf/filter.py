@@ -32,6 +32,7 @@ from .latent import (
     as_tensor,
     decode_states,
     encode_states,
+    field_layout,
     history_tensor,
     latent_score,
     latent_step,
@@ -95,12 +96,11 @@ class LDEnSF(LearnedFilter):
         dko = hmm.tseq.dko
         if dko is None:
             raise ValueError("LD-EnSF needs regularly spaced observations (a Chronology with dko)")
-        coords = np.asarray(hmm.dyn.coords, dtype=float)
-        if coords.shape[1] != 2 or hmm.dyn.domain is None or len(hmm.dyn.domain) != 2:
-            raise ValueError("LD-EnSF decodes fields on a periodic 2-D domain: the dynamics need "
-                             "coords (Nx, 2) and a domain (L0, L1)")
-        spec.update(n_params=n_params, n_field=hmm.Nx - n_params, dko=int(dko),
-                    domain=[float(v) for v in hmm.dyn.domain])
+        n_field = hmm.Nx - n_params
+        _, periods, channels = field_layout(hmm.dyn, n_field)
+        spec.update(n_params=n_params, n_field=n_field, dko=int(dko), domain=list(periods))
+        if channels > 1:  # absent: one field (the models saved before several fields were decoded)
+            spec["channels"] = channels
         return spec
 
     def build(self, spec: dict[str, Any]) -> dict[str, nn.Module]:
@@ -110,7 +110,8 @@ class LDEnSF(LearnedFilter):
             torch.manual_seed(cfg.seed)
             nets = {"ldnet": LatentDynamics(spec["n_field"], spec["n_params"], tuple(spec["domain"]),
                                             cfg.latent_dim, cfg.kmax, cfg.n_basis, cfg.width,
-                                            cfg.depth, cfg.substeps, cfg.enc_width),
+                                            cfg.depth, cfg.substeps, cfg.enc_width,
+                                            spec.get("channels", 1)),
                     "lstm": ObsLSTM(spec["Ny"], d_out, cfg.lstm_hidden, cfg.lstm_layers)}
         return {k: v.to(self.device) for k, v in nets.items()}
 
@@ -149,11 +150,10 @@ class LDEnSF(LearnedFilter):
         self.check_hmm(hmm)
         X = np.atleast_2d(np.asarray(xx, dtype=float))
         nf = self.spec["n_field"]
-        coords = as_tensor(hmm.dyn.coords[:nf], self.device)
         for net in self.nets.values():
             net.eval()
         with torch.no_grad():
-            basis = self.nets["ldnet"].decoder.basis(coords)
+            basis = self.field_basis(hmm)
             R = np.concatenate([self.decode(self.encode(X[i:i + batch]), basis)
                                 for i in range(0, len(X), batch)])
         e = R - X
@@ -161,6 +161,12 @@ class LDEnSF(LearnedFilter):
         param = np.sqrt(np.mean(e[:, nf:] ** 2, axis=1)) if X.shape[1] > nf else np.full(len(X), np.nan)
         return {"rmse": np.sqrt(mse), "rel_rmse": np.sqrt(mse / np.mean(X[:, :nf] ** 2, axis=1)),
                 "param_err": param}
+
+    def field_basis(self, hmm: HMM) -> torch.Tensor:
+        """The decoder's basis ``(n_field, r + 1)`` at the field components of ``hmm``'s states
+        (:func:`~dafilters.filters.ldensf.latent.field_layout`)."""
+        points = field_layout(hmm.dyn, self.spec["n_field"])[0]
+        return self.nets["ldnet"].decoder.basis(as_tensor(points, self.device))
 
     def encode_history(self, ys: list[torch.Tensor]) -> torch.Tensor:
         """The LSTM's estimate ``(latent_dim + n_params,)`` from standardised observations."""
@@ -172,9 +178,8 @@ class LDEnSF(LearnedFilter):
         cache = ctx.cache.get("ldensf")
         if cache is None:
             gens = torch_generators(ctx, self.device, count=2, key="ldensf_generators")
-            coords = as_tensor(ctx.hmm.dyn.coords[:self.spec["n_field"]], self.device)
             with torch.no_grad():
-                basis = self.nets["ldnet"].decoder.basis(coords)
+                basis = self.field_basis(ctx.hmm)
             cache = ctx.cache["ldensf"] = {"basis": basis, "gens": gens, "ys": []}
             for net in self.nets.values():
                 net.eval()

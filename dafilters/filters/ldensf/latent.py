@@ -11,7 +11,7 @@ import torch
 
 from .nets import LatentDynamics
 
-__all__ = ["LatentEnsemble", "as_tensor", "encode_states", "decode_states", "latent_step",
+__all__ = ["LatentEnsemble", "field_layout", "as_tensor", "encode_states", "decode_states", "latent_step",
            "latent_score", "history_tensor"]
 
 
@@ -24,6 +24,38 @@ class LatentEnsemble:
     E: np.ndarray
 
 
+def field_layout(dyn, n_field: int) -> tuple[np.ndarray, tuple[float, float], int]:
+    r"""Where the decoder evaluates the ``n_field`` field components of a state: the points
+    ``(P, 2)`` of one field, the periods ``(L0, L1)`` of its Fourier features and the number of
+    fields ``C`` (``C * P = n_field``; the state holds field 0 at every point, then field 1, ...).
+
+    A model whose fields are not one field on ``coords`` of a periodic 2-D ``domain`` says so with
+    a method ``field_points()`` returning the three (e.g. :class:`mods.ShallowWater.ShallowWater`:
+    three fields on the (longitude, colatitude) grid, periods :math:`(2\pi, 2\pi)`); otherwise
+    the field is one field on the first ``n_field`` rows of ``coords`` and the periods are
+    ``domain``.
+
+    Raises:
+        ValueError: naming the mismatch if neither description fits the state.
+    """
+    if hasattr(dyn, "field_points"):
+        points, periods, channels = dyn.field_points()
+    else:
+        if dyn.domain is None or len(dyn.domain) != 2:
+            raise ValueError("LD-EnSF decodes fields on points of a periodic 2-D domain: the dynamics "
+                             "need coords (Nx, 2) and a domain (L0, L1), or a field_points() method")
+        points, periods, channels = np.asarray(dyn.coords, dtype=float)[:n_field], dyn.domain, 1
+    points = np.asarray(points, dtype=float)
+    channels = int(channels)
+    if points.ndim != 2 or points.shape[1] != 2 or len(periods) != 2:
+        raise ValueError(f"LD-EnSF needs 2-D points and two periods, got points of shape {points.shape} "
+                         f"and periods {periods!r}")
+    if channels < 1 or channels * len(points) != n_field:
+        raise ValueError(f"{channels} field(s) on {len(points)} points do not make the state's "
+                         f"{n_field} field components")
+    return points, (float(periods[0]), float(periods[1])), channels
+
+
 def as_tensor(a, device: str | torch.device) -> torch.Tensor:
     """``a`` (array-like) as a float32 tensor on ``device``."""
     return torch.as_tensor(np.asarray(a), dtype=torch.float32, device=device)
@@ -32,7 +64,7 @@ def as_tensor(a, device: str | torch.device) -> torch.Tensor:
 def encode_states(net: LatentDynamics, X: torch.Tensor, n_field: int) -> torch.Tensor:
     r"""States ``(N, Nx)`` (field, then parameters) -> latent members
     :math:`v = ((E(\tilde\omega) - \bar z)/s_z,\ (\mu - \bar\mu)/s_\mu)` ``(N, d + n_params)``."""
-    z = net.encoder((X[:, :n_field] - net.field_mean) / net.field_std)
+    z = net.encoder(net.standardise(X[:, :n_field]))
     return torch.cat([(z - net.z_mean) / net.z_std, (X[:, n_field:] - net.p_mean) / net.p_std], 1)
 
 
@@ -40,7 +72,7 @@ def decode_states(net: LatentDynamics, V: torch.Tensor, basis: torch.Tensor, lat
     """Latent members ``(N, latent_dim + n_params)`` -> states ``(N, Nx)`` (numpy float64);
     ``basis`` from :meth:`FieldDecoder.basis` at the field's points."""
     d = latent_dim
-    fields = net.decoder(V[:, :d] * net.z_std + net.z_mean, basis) * net.field_std + net.field_mean
+    fields = net.unstandardise(net.decoder(V[:, :d] * net.z_std + net.z_mean, basis))
     params = V[:, d:] * net.p_std + net.p_mean
     return torch.cat([fields, params], 1).to(device="cpu", dtype=torch.float64).numpy()
 

@@ -19,7 +19,7 @@ from ...nn.data import simulate_at_obs
 from ...nn.nets import small_problem_threads, torch_threads
 from ...nn.training import TrainHistory, fit_in_stages
 from .config import LDEnSFTraining
-from .latent import as_tensor
+from .latent import as_tensor, field_layout
 from .nets import LatentDynamics, ObsLSTM
 
 if TYPE_CHECKING:
@@ -37,26 +37,28 @@ class TrainingData:
     """The standardised training set: fields ``Xf`` ``(n_traj, T, n_field)`` at time 0 and the
     observation times, parameters ``Pp`` ``(n_traj, n_params)``, observations ``yy``
     ``(n_traj, T - 1, Ny)`` (numpy, raw), which trajectories validate (``is_val``, all ``False``
-    for a single trajectory), the field points ``coords`` ``(n_field, 2)`` on the device, and the
-    training ``seed``."""
+    for a single trajectory), the points of one field ``points`` ``(P, 2)`` on the device
+    (:func:`~dafilters.filters.ldensf.latent.field_layout`), and the training ``seed``."""
 
     Xf: torch.Tensor
     Pp: torch.Tensor
     yy: np.ndarray
     is_val: np.ndarray
-    coords: torch.Tensor
+    points: torch.Tensor
     seed: int
 
 
 def set_scales(nets: dict, hmm: HMM, xx: np.ndarray, yy: np.ndarray, n_field: int, seed: int) -> None:
-    """Fill the standardisation buffers: fields (scalars, from ``xx``), parameters (from 2048
-    prior draws) and observations (from ``yy``)."""
+    """Fill the standardisation buffers: fields (two scalars per field, from ``xx``), parameters
+    (from 2048 prior draws) and observations (from ``yy``)."""
     net, lstm = nets["ldnet"], nets["lstm"]
     dev = net.field_mean.device
     P0 = hmm.prior.sample(2048, np.random.default_rng(seed))[:, n_field:]
     with torch.no_grad():
-        net.field_mean.fill_(float(xx[..., :n_field].mean()))
-        net.field_std.fill_(float(xx[..., :n_field].std()))
+        F = np.moveaxis(xx[..., :n_field].reshape(-1, net.field_mean.numel(), net.points_per_field), 1, 0)
+        F = F.reshape(F.shape[0], -1)  # (C, samples): each field's values
+        net.field_mean.copy_(as_tensor(F.mean(1), dev))
+        net.field_std.copy_(as_tensor(F.std(1), dev))
         net.p_mean.copy_(as_tensor(P0.mean(0), dev))
         net.p_std.copy_(as_tensor(np.maximum(P0.std(0), 1e-6), dev))
         lstm.y_mean.copy_(as_tensor(yy.mean((0, 1)), dev))
@@ -70,13 +72,14 @@ def training_data(flt: LDEnSF, hmm: HMM, cfg: LDEnSFTraining, cache_dir=None) ->
     xx, yy = simulate_at_obs(hmm, cfg.n_traj, seed=cfg.seed, cache_dir=cache_dir)
     set_scales(flt.nets, hmm, xx, yy, nf, cfg.seed)
     net = flt.nets["ldnet"]
-    Xf = (torch.as_tensor(xx[..., :nf], dtype=torch.float32) - net.field_mean.cpu()) / net.field_std.cpu()
+    with torch.no_grad():
+        Xf = net.standardise(as_tensor(xx[..., :nf], net.field_mean.device)).cpu()
     Pp = (torch.as_tensor(xx[:, 0, nf:], dtype=torch.float32) - net.p_mean.cpu()) / net.p_std.cpu()
     n_traj = Xf.shape[0]
     val = np.random.default_rng(cfg.seed).permutation(n_traj)[:max(1, n_traj // 10)]
     is_val = np.isin(np.arange(n_traj), val) & (n_traj > 1)  # one trajectory: split its windows
-    coords = as_tensor(hmm.dyn.coords[:nf], flt.device)
-    return TrainingData(Xf, Pp, yy, is_val, coords, cfg.seed)
+    points = as_tensor(field_layout(hmm.dyn, nf)[0], flt.device)
+    return TrainingData(Xf, Pp, yy, is_val, points, cfg.seed)
 
 
 def sample_split(n_traj: int, starts: int, is_val: np.ndarray, seed: int) -> tuple[tuple, tuple]:
@@ -138,8 +141,9 @@ class RolloutLoss:
         net, W = self.net, self.cfg.rollout
         X = self.data.Xf[j[:, None], s[:, None] + self.offs].to(self.device)  # (B, W+1, nf)
         p = self.data.Pp[j].to(self.device)
-        pts = self.field_points(X.shape[-1])
-        basis = net.decoder.basis(self.data.coords[pts])
+        pts = self.field_points(X.shape[-1])  # components: field pts // P at point pts % P
+        P = len(self.data.points)
+        basis = net.decoder.basis(self.data.points[pts % P], pts // P)
         ze = net.encoder(X)  # (B, W+1, d)
         zs = net.ode.rollout(ze[:, 0], p, W)
         target = X[..., pts]
@@ -163,7 +167,7 @@ def latent_statistics(net: LatentDynamics, data: TrainingData, device: str) -> f
         net.z_std.copy_(z_std)
         net.q_std.copy_(err.pow(2).mean(0).sqrt())
         sel = torch.as_tensor(is_val) if is_val.any() else torch.ones(n_traj, dtype=torch.bool)
-        basis = net.decoder.basis(data.coords)
+        basis = net.decoder.basis(data.points)
         rec = (net.decoder(Z[sel.to(device)], basis) - Xf[sel].to(device)).pow(2).mean()
     return float(rec)
 

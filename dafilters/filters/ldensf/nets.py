@@ -38,19 +38,26 @@ class FourierFeatures(nn.Module):
 
 
 class FieldDecoder(nn.Module):
-    r""":math:`\tilde\omega(x) = b(x) + \sum_j a_j(z) \varphi_j(x)`: latent states ``(..., d)`` and
-    a basis evaluated at ``P`` points (:meth:`basis`, ``(P, r + 1)``) -> fields ``(..., P)``."""
+    r""":math:`\tilde\omega_c(x) = b_c(x) + \sum_j a_j(z) \varphi_{c,j}(x)` for each of ``channels``
+    fields :math:`c`: latent states ``(..., d)`` and a basis at the fields' components
+    (:meth:`basis`, ``(C * P, r + 1)``) -> fields ``(..., C * P)`` (field-major, as the state)."""
 
     def __init__(self, latent_dim: int, domain: tuple[float, float], kmax: int, n_basis: int,
-                 width: int, depth: int):
+                 width: int, depth: int, channels: int = 1):
         super().__init__()
+        self.channels = int(channels)
         self.features = FourierFeatures(domain, kmax)
-        self.trunk = MLP(self.features.size, n_basis + 1, width, depth)
+        self.trunk = MLP(self.features.size, self.channels * (n_basis + 1), width, depth)
         self.branch = MLP(latent_dim, n_basis, width, depth)
 
-    def basis(self, coords: torch.Tensor) -> torch.Tensor:
-        """``(b, phi_1..phi_r)`` at points ``coords`` ``(P, 2)``: ``(P, r + 1)``."""
-        return self.trunk(self.features(coords))
+    def basis(self, points: torch.Tensor, channel: torch.Tensor | None = None) -> torch.Tensor:
+        """``(b_c, phi_c1..phi_cr)`` at ``points`` ``(Q, 2)``: ``(C * Q, r + 1)`` for every field
+        (rows ``c * Q + q``), or ``(Q, r + 1)`` for field ``channel[q]`` at point ``q`` when
+        ``channel`` ``(Q,)`` is given (a random subset of the state's field components)."""
+        B = self.trunk(self.features(points)).unflatten(-1, (self.channels, -1))  # (Q, C, r + 1)
+        if channel is not None:
+            return B[torch.arange(B.shape[0], device=B.device), channel]
+        return B.transpose(0, 1).reshape(-1, B.shape[-1])
 
     def forward(self, z: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
         return basis[:, 0] + self.branch(z) @ basis[:, 1:].T
@@ -88,19 +95,34 @@ class LatentODE(nn.Module):
 
 class LatentDynamics(nn.Module):
     """The latent dynamics network: field encoder, latent ODE and decoder, with the buffers that
-    standardise fields (``field_mean``, ``field_std``), parameters (``p_mean``, ``p_std``) and
-    latent states (``z_mean``, ``z_std``), and the latent forecast error ``q_std``."""
+    standardise fields (``field_mean``, ``field_std``, one per field ``(C,)``), parameters
+    (``p_mean``, ``p_std``) and latent states (``z_mean``, ``z_std``), and the latent forecast
+    error ``q_std``."""
 
     def __init__(self, n_field: int, n_params: int, domain: tuple[float, float], latent_dim: int,
-                 kmax: int, n_basis: int, width: int, depth: int, substeps: int, enc_width: int):
+                 kmax: int, n_basis: int, width: int, depth: int, substeps: int, enc_width: int,
+                 channels: int = 1):
         super().__init__()
+        if n_field % channels:
+            raise ValueError(f"{n_field} field components do not split into {channels} fields")
         self.encoder = MLP(n_field, latent_dim, enc_width, 1)
-        self.decoder = FieldDecoder(latent_dim, domain, kmax, n_basis, width, depth)
+        self.decoder = FieldDecoder(latent_dim, domain, kmax, n_basis, width, depth, channels)
         self.ode = LatentODE(latent_dim, n_params, width, depth, substeps)
-        for name, size in (("field_mean", 1), ("field_std", 1), ("p_mean", n_params),
+        for name, size in (("field_mean", channels), ("field_std", channels), ("p_mean", n_params),
                            ("p_std", n_params), ("z_mean", latent_dim), ("z_std", latent_dim),
                            ("q_std", latent_dim)):
             self.register_buffer(name, torch.zeros(size) if "mean" in name else torch.ones(size))
+        self.points_per_field = n_field // channels
+
+    def standardise(self, F: torch.Tensor) -> torch.Tensor:
+        """Fields ``(..., C * P)`` in model units -> standardised, each field by its own scalars."""
+        P = self.points_per_field
+        return (F - self.field_mean.repeat_interleave(P)) / self.field_std.repeat_interleave(P)
+
+    def unstandardise(self, F: torch.Tensor) -> torch.Tensor:
+        """The inverse of :meth:`standardise`."""
+        P = self.points_per_field
+        return F * self.field_std.repeat_interleave(P) + self.field_mean.repeat_interleave(P)
 
 
 class ObsLSTM(nn.Module):
