@@ -58,7 +58,7 @@ def set_scales(nets: dict, hmm: HMM, xx: np.ndarray, yy: np.ndarray, n_field: in
         F = np.moveaxis(xx[..., :n_field].reshape(-1, net.field_mean.numel(), net.points_per_field), 1, 0)
         F = F.reshape(F.shape[0], -1)  # (C, samples): each field's values
         net.field_mean.copy_(as_tensor(F.mean(1), dev))
-        net.field_std.copy_(as_tensor(F.std(1), dev))
+        net.field_std.copy_(as_tensor(np.maximum(F.std(1), 1e-6), dev))  # a constant field: no 0/0
         net.p_mean.copy_(as_tensor(P0.mean(0), dev))
         net.p_std.copy_(as_tensor(np.maximum(P0.std(0), 1e-6), dev))
         lstm.y_mean.copy_(as_tensor(yy.mean((0, 1)), dev))
