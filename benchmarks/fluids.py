@@ -80,6 +80,7 @@ from claims import mean_se, write_rows
 from tabulate import tabulate
 
 import dafilters as daf
+from dafilters.filters.ldensf.filter import LIKELIHOOD_STEPS
 from mods.Kolmogorov import as_fields, xiao2026
 
 #: Small networks and budgets of ``--tiny`` (a check that the script runs, not a benchmark).
@@ -98,6 +99,7 @@ def trained_ldensf(hmm, args) -> daf.LDEnSF:
     flt = flt.fit_cached(hmm, path, progress=True, cache_dir=args.cache_dir)
     # a run-time setting (not a training one): set after loading so that the cached model is kept
     object.__setattr__(flt, "obs_infl", args.ld_obs_infl)
+    object.__setattr__(flt, "likelihood_step", args.ld_likelihood_step)
     return flt
 
 
@@ -274,6 +276,8 @@ def main(argv=None) -> None:
     p.add_argument("--epochs", type=int, default=300, help="LD-EnSF stage-1 epochs (cap)")
     p.add_argument("--vort-std", type=float, default=0.1,
                    help="prior vorticity perturbation (0: the reference's one initial condition)")
+    p.add_argument("--ld-likelihood-step", default="explicit", choices=LIKELIHOOD_STEPS,
+                   help="LD-EnSF's likelihood term per reverse step (implicit: stable with an accurate LSTM)")
     p.add_argument("--ld-obs-infl", type=float, default=1.0,
                    help="LD-EnSF's factor on the LSTM noise level (obs_infl); with an accurate LSTM "
                         "(vort-std 0) 1 and 3 diverge at the first analysis, 10 is stable")
@@ -369,7 +373,7 @@ def main(argv=None) -> None:
         below = (args.tiny or args.epochs < REFERENCE_BUDGET["epochs"]
                  or args.width < REFERENCE_BUDGET["rec_width"])
         setting = (f"{hmm.name}, Ko={args.Ko}, EnSF/LD-EnSF {args.steps} steps, LD-EnSF obs_infl "
-                   f"{args.ld_obs_infl:g}, LETKF infl "
+                   f"{args.ld_obs_infl:g} ({args.ld_likelihood_step} likelihood step), LETKF infl "
                    f"{args.letkf_infl:.3g} loc_rad {args.loc_rad:.3g}"
                    f"{tuned_note}"
                    f"; LD-EnSF trained {tr_min:.1f} min "

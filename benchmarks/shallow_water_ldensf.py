@@ -44,6 +44,7 @@ from fluids import HookTimer, claim_rows, tune_letkf
 from tabulate import tabulate
 
 import dafilters as daf
+from dafilters.filters.ldensf.filter import LIKELIHOOD_STEPS
 from mods.ShallowWater import FIELDS, xiao2026
 
 #: Small networks and budgets of ``--tiny`` (a check that the script runs, not a benchmark).
@@ -94,7 +95,8 @@ def trained_ldensf(hmm, args) -> daf.LDEnSF:
     )
     name = f"ldensf-shallow-water-{args.Nphi}x{args.Ntheta}-Ko{args.Ko}{'-tiny' if args.tiny else ''}.pt"
     flt = flt.fit_cached(hmm, Path(args.models_dir) / name, progress=True, cache_dir=args.cache_dir)
-    object.__setattr__(flt, "obs_infl", args.ld_obs_infl)  # a run-time setting: the cached model is kept
+    object.__setattr__(flt, "obs_infl", args.ld_obs_infl)  # run-time settings: the cached model is kept
+    object.__setattr__(flt, "likelihood_step", args.ld_likelihood_step)
     return flt
 
 
@@ -148,6 +150,8 @@ def main(argv=None) -> None:
     p.add_argument("--n-basis", type=int, default=128)
     p.add_argument("--width", type=int, default=128)
     p.add_argument("--epochs", type=int, default=300)
+    p.add_argument("--ld-likelihood-step", default="explicit", choices=LIKELIHOOD_STEPS,
+                   help="LD-EnSF's likelihood term per reverse step (implicit: stable with an accurate LSTM)")
     p.add_argument("--ld-obs-infl", type=float, default=1.0, help="LD-EnSF's factor on the LSTM noise level")
     p.add_argument("--letkf-infl", type=float, default=1.05)
     p.add_argument("--loc-rad", type=float, default=3000.0, help="LETKF radius (km)")
@@ -260,7 +264,8 @@ def main(argv=None) -> None:
     tuned = f" (tuned: {args.trials} trials on seeds {args.tune_seeds})" if args.tune_seeds else ""
     setting = (
         f"{hmm.name}, Ko={args.Ko}, EnSF/LD-EnSF {args.steps} steps, EnSF eps_b {args.ensf_eps_b:g}, "
-        f"LD-EnSF obs_infl {args.ld_obs_infl:g}, LETKF infl {args.letkf_infl:.3g} loc_rad "
+        f"LD-EnSF obs_infl {args.ld_obs_infl:g} ({args.ld_likelihood_step} likelihood step), "
+        f"LETKF infl {args.letkf_infl:.3g} loc_rad "
         f"{args.loc_rad:.3g} km{tuned}; LD-EnSF trained {tr['seconds'] / 60:.1f} min ({args.device}) "
         f"on {tr.get('n_traj')} trajectories (stage 1: {dyn.get('stopped')}, cap {args.epochs} epochs, "
         f"decoder width {args.width}, {args.n_basis} basis functions; {REFERENCE_TEXT})"

@@ -365,3 +365,56 @@ def test_shallow_water_three_fields_tiny_training_and_assimilation(tmp_path):
     loaded = daf.Filter.load(tmp_path / "sw.pt")
     assert loaded.spec == flt.spec
     assert loaded.assimilate(hmm, xx, yy, seed=4).averages()["rmse.a"] == stats.averages()["rmse.a"]
+
+
+# -- the latent likelihood taken implicitly ------------------------------------------------------------
+
+
+def _gens(seed=3):
+    return [torch.Generator().manual_seed(seed)]
+
+
+def test_implicit_latent_sample_matches_ensf_without_likelihood_and_is_stable_when_sharp():
+    from dafilters.filters.ensf import ensf_sample
+    from dafilters.filters.ldensf import implicit_latent_sample
+
+    torch.manual_seed(0)
+    X = torch.randn(12, 5)
+    v_hat = torch.full((5,), 0.7)
+    # a negligible likelihood: the same schedule, prior score and noise draws as EnSF's sampler
+    wide = torch.full((5,), 1e12)
+    for prior in ("paired", "mixture"):
+        ours = implicit_latent_sample(X, v_hat, wide, 50, 0.5, 0.025, prior, _gens())
+        ref = ensf_sample(X, lambda Z: latent_score(Z, v_hat, wide), 50, 0.5, 0.025, prior, "sde", None,
+                          _gens())
+        torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
+    # a sharp likelihood (sigma 1e-3): the explicit step diverges, the implicit one lands on v_hat
+    sharp = torch.full((5,), 1e-6)
+    with np.errstate(all="ignore"):
+        explicit = ensf_sample(X, lambda Z: latent_score(Z, v_hat, sharp), 100, 0.5, 0.025, "paired", "sde",
+                               None, _gens())
+    assert not torch.isfinite(explicit).all() or explicit.abs().max() > 1e6
+    implicit = implicit_latent_sample(X, v_hat, sharp, 100, 0.5, 0.025, "paired", _gens())
+    torch.testing.assert_close(implicit, v_hat.expand(12, 5), atol=1e-2, rtol=0)
+    # a moderate likelihood: both steps converge to the same samples as the steps shrink
+    mid = torch.full((5,), 0.05)
+    diffs = []
+    for steps in (100, 400):
+        a = implicit_latent_sample(X, v_hat, mid, steps, 0.5, 0.025, "paired", _gens())
+        b = ensf_sample(X, lambda Z: latent_score(Z, v_hat, mid), steps, 0.5, 0.025, "paired", "sde", None,
+                        _gens())
+        diffs.append(float((a - b).abs().max()))
+    assert diffs[1] < diffs[0] / 2 and diffs[1] < 0.05
+
+
+def test_likelihood_step_option(trained):
+    with pytest.raises(ValueError, match="likelihood_step"):
+        LDEnSF(likelihood_step="nope")
+    hmm, flt = trained
+    xx, yy = hmm.simulate(2)
+    import dataclasses
+
+    sharp = dataclasses.replace(flt, obs_infl=1e-3, likelihood_step="implicit")
+    sharp.spec, sharp.nets, sharp.training_log = flt.spec, flt.nets, flt.training_log
+    stats = sharp.assimilate(hmm, xx, yy, seed=2)
+    assert np.isfinite(stats.averages()["rmse.a"]) and not stats.diverged

@@ -72,6 +72,7 @@ from .latent import (
     encode_states,
     field_layout,
     history_tensor,
+    implicit_latent_sample,
     latent_score,
     latent_step,
 )
@@ -80,4 +81,5 @@ from .nets import FieldDecoder, FourierFeatures, LatentDynamics, LatentODE, ObsL
 
 __all__ = ["LDEnSF", "LDEnSFTraining", "FourierFeatures", "FieldDecoder", "LatentODE",
            "LatentDynamics", "ObsLSTM", "LatentEnsemble", "latent_score", "history_tensor",
-           "encode_states", "decode_states", "field_layout", "latent_step", "learn_ldensf"]
+           "encode_states", "decode_states", "field_layout", "latent_step", "learn_ldensf",
+           "implicit_latent_sample"]

@@ -6,8 +6,12 @@ The forecast integrates the latent ODE (parameters fixed) and adds :math:`\mathr
 output :math:`\hat v` as an observation of the latent state, :math:`\hat v = v + \epsilon`,
 :math:`\epsilon \sim N(0, \mathrm{diag}((\mathrm{obs\_infl}\cdot s_y)^2))`, whose likelihood score
 :math:`(\hat v - v)/(\mathrm{obs\_infl}\, s_y)^2` drives EnSF's reverse-time SDE
-(:func:`dafilters.filters.ensf.ensf_sample`) in the latent space. The state-space ensemble handed
-to the statistics is the decoded field of each member and its parameters.
+(:func:`dafilters.filters.ensf.ensf_sample`) in the latent space; with ``likelihood_step =
+"implicit"`` that linear likelihood term is taken at the end of each Euler step
+(:func:`~dafilters.filters.ldensf.latent.implicit_latent_sample`), stable for any noise level (the
+explicit step diverges when :math:`\Delta g^2/(\mathrm{obs\_infl}\, s_y)^2 > 2`, e.g. an LSTM
+residual below 0.07 at 100 steps). The state-space ensemble handed to the statistics is the
+decoded field of each member and its parameters.
 """
 
 from __future__ import annotations
@@ -34,13 +38,17 @@ from .latent import (
     encode_states,
     field_layout,
     history_tensor,
+    implicit_latent_sample,
     latent_score,
     latent_step,
 )
 from .learn import learn_ldensf
 from .nets import LatentDynamics, ObsLSTM
 
-__all__ = ["LDEnSF"]
+__all__ = ["LDEnSF", "LIKELIHOOD_STEPS"]
+
+#: How the analysis takes the latent likelihood term in each reverse Euler step.
+LIKELIHOOD_STEPS = ("explicit", "implicit")
 
 
 @dataclass
@@ -55,6 +63,9 @@ class LDEnSF(LearnedFilter):
         infl_f: multiplicative inflation of the latent forecast anomalies before the analysis.
         obs_infl: factor on the LSTM's noise level (its validation RMS residual).
         model_noise: factor on the latent forecast noise (the ODE's one-interval RMS error).
+        likelihood_step: ``"explicit"`` (EnSF's Euler step, as the reference code) or
+            ``"implicit"`` (the Gaussian likelihood term at the step's end: stable when the LSTM
+            is accurate, i.e. its noise level is small against the step).
         device: torch device.
         training: an :class:`LDEnSFTraining` (the networks' sizes, the observation history, the
             two stages' data, losses, budget, optimiser and seed), or a dict of changes to its
@@ -72,6 +83,7 @@ class LDEnSF(LearnedFilter):
     infl_f: float = field(default=1.0, metadata={"space": ("log", 1.0, 1.5)})
     obs_infl: float = field(default=1.0, metadata={"space": ("log", 0.3, 3.0)})
     model_noise: float = field(default=1.0, metadata={"space": ("lin", 0.0, 3.0)})
+    likelihood_step: str = "explicit"
     device: str = "cpu"
 
     def __post_init__(self):
@@ -87,6 +99,9 @@ class LDEnSF(LearnedFilter):
         if not self.model_noise >= 0:
             raise ValueError(f"model_noise must be >= 0, got {self.model_noise!r}")
         check_positive(self, "infl_f", "obs_infl")
+        if self.likelihood_step not in LIKELIHOOD_STEPS:
+            raise ValueError(f"unknown likelihood_step {self.likelihood_step!r}; choose one of "
+                             f"{LIKELIHOOD_STEPS}")
         torch.device(self.device)  # raises for an unknown device string
 
     # -- spec, networks, training ----------------------------------------------------------------
@@ -223,7 +238,11 @@ class LDEnSF(LearnedFilter):
         with torch.no_grad(), torch_threads(1):
             v_hat = self.encode_history(ys)
             var = (self.obs_infl * lstm.resid_std) ** 2
-            score = partial(latent_score, v_hat=v_hat, var=var)
-            V = ensf_sample(X, score, self.steps, self.eps_a, self.eps_b, self.prior_score, "sde", None,
-                            cache["gens"])
+            if self.likelihood_step == "implicit":
+                V = implicit_latent_sample(X, v_hat, var, self.steps, self.eps_a, self.eps_b,
+                                           self.prior_score, cache["gens"])
+            else:
+                score = partial(latent_score, v_hat=v_hat, var=var)
+                V = ensf_sample(X, score, self.steps, self.eps_a, self.eps_b, self.prior_score, "sde", None,
+                                cache["gens"])
             return LatentEnsemble(V, self.decode(V, cache["basis"]))
