@@ -41,3 +41,25 @@ def test_ssls_rows_file_and_diverged_comparators():
     mean, name = S.finite_mean([1.0, float("inf"), 3.0], "APF reg=2")
     assert mean == 2.0 and "diverged on 1 of 3 seeds" in name
     assert S.finite_mean([float("inf")] * 2, "APF")[0] == float("inf")
+
+
+def test_ssls_reference_apf_is_the_bootstrap_filter_with_the_reference_forecast_noise():
+    """The SSLS reference's APF (notebooks/LorenzAuxiliaryParticleFilter.ipynb) adds N(0, 0.5^2 I)
+    to every forecast particle and resamples by the likelihood every cycle, without jitter."""
+    import numpy as np
+
+    import dafilters as daf
+    from mods.Lorenz96 import ssls
+
+    S = load_benchmark("ssls_paper")
+    hmm = ssls.reference(sigma=1.0, steps=5)
+    flt, fh = S.reference_apf(hmm, 30)
+    assert isinstance(flt, daf.PartFilt) and flt.reg == 0 and flt.NER == 1 and flt.resampl == "Multinomial"
+    assert fh.obs is hmm.obs and fh.prior is hmm.prior and fh.tseq is hmm.tseq
+    E = np.full((20000, hmm.Nx), 8.0)
+    dt = hmm.tseq.dt
+    step = fh.dyn.forecast(E, 0.0, dt, np.random.default_rng(0)) - hmm.dyn.step(E, 0.0, dt)
+    np.testing.assert_allclose(step.var(0), 0.5**2 + ssls.MODEL_NOISE**2 * dt, rtol=0.05)
+    # it filters: the twin from hmm, the forecast noise from fh
+    xx, yy = hmm.simulate(1)
+    assert np.isfinite(flt.assimilate(fh, xx, yy, seed=1).averages()["rmse.a"])

@@ -33,6 +33,8 @@ from . import Lorenz96
 from .twin import TwinHMM
 
 SIGMAS = (0.5, 1.0, 2.0)
+#: Model noise standard deviation per unit time (``0.1 sqrt(dt)`` per step).
+MODEL_NOISE = 0.1
 
 
 def build(sigma: float = 2.0, Nx: int = 20, Ko: int = 399, dt: float = 0.05,
@@ -47,7 +49,7 @@ def build(sigma: float = 2.0, Nx: int = 20, Ko: int = 399, dt: float = 0.05,
     if not sigma > 0:
         raise ValueError(f"sigma must be positive, got {sigma!r}")
     return _HMM(
-        dyn=Lorenz96(Nx, noise=0.1**2),
+        dyn=Lorenz96(Nx, noise=MODEL_NOISE**2),
         obs=IdentityObs(Nx, noise=sigma**2),
         tseq=Chronology(dt, dko=1, Ko=Ko, BurnIn=dt * (burn_in_cycles + 0.5)),
         prior=GaussPrior(np.full(Nx, 2.0), 1.0),
@@ -68,7 +70,7 @@ def reference(sigma: float = 0.5, steps: int = 100, Nx: int = 20, dt: float = 0.
     x0 = np.full(Nx, 8.0)
     x0[0] += 0.01
     return TwinHMM(
-        dyn=Lorenz96(Nx, noise=0.1**2),
+        dyn=Lorenz96(Nx, noise=MODEL_NOISE**2),
         obs=IdentityObs(Nx, noise=sigma**2),
         tseq=Chronology(dt, dko=1, Ko=steps, BurnIn=0.0),
         prior=GaussPrior(np.full(Nx, 2.0), 1.0),
