@@ -4,20 +4,12 @@ the LSTM's estimate and the LSTM's input. Pure functions of the networks and ten
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from ..ensf import (
-    damping,
-    mixture_prior_score,
-    paired_prior_score,
-    schedule,
-    sde_coefficients,
-    standard_noise,
-)
+from ..ensf import mixture_prior_score, standard_noise, step_coefficients
 from .nets import LatentDynamics
 
 __all__ = ["LatentEnsemble", "field_layout", "as_tensor", "encode_states", "decode_states", "latent_step",
@@ -143,15 +135,11 @@ def implicit_latent_sample(X: torch.Tensor, v_hat: torch.Tensor, var: torch.Tens
     Z = standard_noise(torch.empty_like(X), generators)
     if N > 1:
         Z = (Z - Z.mean(dim=0)) / Z.std(dim=0)
-    dt = 1.0 / steps
     xi = torch.empty_like(X)
-    for k in range(steps):
-        t = 1.0 - k * dt
-        alpha, beta2, _, _ = schedule(t, eps_a, eps_b)
-        f, g2 = sde_coefficients(t, eps_a, eps_b)
-        h = damping(t)
-        prior = paired_prior_score(Z, X, alpha, beta2) if prior_score == "paired" else \
-            mixture_prior_score(Z, X, alpha, beta2)
-        drift = (1.0 - dt * f) * Z + dt * g2 * (prior + h * v_hat / var)
-        Z = (drift + math.sqrt(dt * g2) * standard_noise(xi, generators)) / (1.0 + dt * g2 * h / var)
+    # per step (h, alpha/beta^2, -1/beta^2, 1 - dt f, dt g^2, sqrt(dt) g): EnSF's own coefficients
+    for h, a_x, a_z, decay, a_s, a_xi in step_coefficients(steps, eps_a, eps_b):
+        prior = a_x * X + a_z * Z if prior_score == "paired" else \
+            mixture_prior_score(Z, X, -a_x / a_z, -1.0 / a_z)
+        drift = decay * Z + a_s * (prior + h * v_hat / var)
+        Z = (drift + a_xi * standard_noise(xi, generators)) / (1.0 + a_s * h / var)
     return Z
