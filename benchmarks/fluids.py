@@ -88,15 +88,17 @@ TINY_LDENSF = dict(latent_dim=8, n_basis=16, kmax=4, width=32, enc_width=32, lst
                    n_traj=3, rollout=2, epochs=3, lstm_epochs=3)  # training settings
 
 
-def trained_ldensf(hmm, args) -> daf.LDEnSF:
-    """Load LD-EnSF from ``--models-dir`` if trained for ``hmm`` with these settings, else train."""
+def trained_ldensf(hmm, args, name: str | None = None) -> daf.LDEnSF:
+    """Load LD-EnSF from ``--models-dir`` if trained for ``hmm`` with these settings, else train;
+    ``name``: the model's file there (default: this script's Kolmogorov file for ``args``)."""
     extra = TINY_LDENSF if args.tiny else dict(n_traj=args.n_traj, latent_dim=args.latent_dim,
                                                n_basis=args.n_basis, width=args.width, epochs=args.epochs)
     flt = daf.LDEnSF(N=args.N, steps=args.steps, device=args.device,
                      training=dict(minutes=args.minutes, **extra))
-    tag = "" if args.vort_std == 0.1 else f"-vort{args.vort_std:g}"
-    path = Path(args.models_dir) / f"ldensf-kolmogorov-n{args.n}{tag}{'-tiny' if args.tiny else ''}.pt"
-    flt = flt.fit_cached(hmm, path, progress=True, cache_dir=args.cache_dir)
+    if name is None:
+        tag = "" if args.vort_std == 0.1 else f"-vort{args.vort_std:g}"
+        name = f"ldensf-kolmogorov-n{args.n}{tag}{'-tiny' if args.tiny else ''}.pt"
+    flt = flt.fit_cached(hmm, Path(args.models_dir) / name, progress=True, cache_dir=args.cache_dir)
     # a run-time setting (not a training one): set after loading so that the cached model is kept
     object.__setattr__(flt, "obs_infl", args.ld_obs_infl)
     object.__setattr__(flt, "likelihood_step", args.ld_likelihood_step)
@@ -145,13 +147,14 @@ class HookTimer:
         return flt
 
 
-def relative_rmse(means: dict[int, np.ndarray], xx: np.ndarray, hmm) -> float:
-    """Mean over the analyses after the burn-in of the relative RMSE of the vorticity,
-    ``sqrt(mean(e^2) / mean(x^2))`` over the field (the LD-EnSF reference's metric)."""
-    n2 = hmm.dyn.n ** 2
+def relative_rmse(means: dict[int, np.ndarray], xx: np.ndarray, hmm, cols: slice | None = None) -> float:
+    """Mean over the analyses after the burn-in of the relative RMSE
+    ``sqrt(mean(e^2) / mean(x^2))`` over the components ``cols`` (the LD-EnSF reference's metric;
+    default: the vorticity, the first ``n * n``) of the analysis means ``{ko: (Nx,)}``."""
+    c = slice(0, hmm.dyn.n ** 2) if cols is None else cols
     kos = [ko for ko in np.flatnonzero(hmm.tseq.masko) if ko in means]
-    return float(np.mean([np.sqrt(np.mean((means[ko][:n2] - xx[hmm.tseq.kko[ko], :n2]) ** 2)
-                                  / np.mean(xx[hmm.tseq.kko[ko], :n2] ** 2)) for ko in kos]))
+    return float(np.mean([np.sqrt(np.mean((means[ko][c] - xx[hmm.tseq.kko[ko], c]) ** 2)
+                                  / np.mean(xx[hmm.tseq.kko[ko], c] ** 2)) for ko in kos]))
 
 
 #: The reference's training budget (pengpeng-xiao/ld-ensf, ``kolmogorov_flow/train_ldnet.py`` and

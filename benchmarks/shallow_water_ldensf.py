@@ -40,27 +40,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from claims import write_rows
-from fluids import HookTimer, claim_rows, tune_letkf
+from fluids import HookTimer, claim_rows, relative_rmse, trained_ldensf, tune_letkf
 from tabulate import tabulate
 
 import dafilters as daf
 from dafilters.filters.ldensf.filter import LIKELIHOOD_STEPS
 from mods.ShallowWater import FIELDS, xiao2026
 
-#: Small networks and budgets of ``--tiny`` (a check that the script runs, not a benchmark).
-TINY = dict(
-    latent_dim=8,
-    n_basis=16,
-    kmax=4,
-    width=32,
-    enc_width=32,
-    lstm_hidden=16,
-    history=4,
-    n_traj=3,
-    rollout=2,
-    epochs=3,
-    lstm_epochs=3,
-)
 #: The reference's budget (``atmospheric_modeling/data_generation.sh``, ``train_ldnet.py``): 200
 #: trajectories of 512 x 256 (60% for training), 50 latent states, a 15 x 500 reconstruction
 #: network, 2000 GPU epochs.
@@ -75,29 +61,6 @@ PAPER_CLAIM = (
     "atmospheric_modeling/ldensf_assimilation.py)"
 )
 METRIC = "relative RMSE of (u_phi, u_theta, h) jointly, physical units (after burn-in)"
-
-
-def trained_ldensf(hmm, args) -> daf.LDEnSF:
-    """Load LD-EnSF from ``--models-dir`` if trained for ``hmm`` with these settings, else train."""
-    extra = (
-        TINY
-        if args.tiny
-        else dict(
-            n_traj=args.n_traj,
-            latent_dim=args.latent_dim,
-            n_basis=args.n_basis,
-            width=args.width,
-            epochs=args.epochs,
-        )
-    )
-    flt = daf.LDEnSF(
-        N=args.N, steps=args.steps, device=args.device, training=dict(minutes=args.minutes, **extra)
-    )
-    name = f"ldensf-shallow-water-{args.Nphi}x{args.Ntheta}-Ko{args.Ko}{'-tiny' if args.tiny else ''}.pt"
-    flt = flt.fit_cached(hmm, Path(args.models_dir) / name, progress=True, cache_dir=args.cache_dir)
-    object.__setattr__(flt, "obs_infl", args.ld_obs_infl)  # run-time settings: the cached model is kept
-    object.__setattr__(flt, "likelihood_step", args.ld_likelihood_step)
-    return flt
 
 
 def tune_obs_infl(ld: daf.LDEnSF, hmm, args, grid=(1.0, 3.0, 10.0, 30.0)) -> None:
@@ -122,17 +85,13 @@ def tune_obs_infl(ld: daf.LDEnSF, hmm, args, grid=(1.0, 3.0, 10.0, 30.0)) -> Non
 
 def field_errors(means: dict[int, np.ndarray], xx: np.ndarray, hmm) -> dict[str, float]:
     """Relative RMSE of analysis means ``{ko: (Nx,)}`` against the truth ``xx`` ``(K + 1, Nx)``,
-    averaged over the analyses after the burn-in: the three fields jointly (``"joint"``) and each
-    field (``FIELDS``)."""
+    averaged over the analyses after the burn-in (``fluids.relative_rmse``): the three fields
+    jointly (``"joint"``) and each field (``FIELDS``)."""
     n_field = hmm.Nx - hmm.dyn.n_params
     P = n_field // len(FIELDS)
-    kos = [ko for ko in np.flatnonzero(hmm.tseq.masko) if ko in means]
-    E = np.array([means[ko][:n_field] for ko in kos]) - xx[hmm.tseq.kko[kos], :n_field]
-    X = xx[hmm.tseq.kko[kos], :n_field]
-    out = {"joint": float(np.mean(np.sqrt(np.mean(E**2, 1) / np.mean(X**2, 1))))}
+    out = {"joint": relative_rmse(means, xx, hmm, slice(0, n_field))}
     for f, name in enumerate(FIELDS):
-        e, x = E[:, f * P : (f + 1) * P], X[:, f * P : (f + 1) * P]
-        out[name] = float(np.mean(np.sqrt(np.mean(e**2, 1) / np.mean(x**2, 1))))
+        out[name] = relative_rmse(means, xx, hmm, slice(f * P, (f + 1) * P))
     return out
 
 
@@ -179,15 +138,12 @@ def main(argv=None) -> None:
 
     hmm = xiao2026.build(Nphi=args.Nphi, Ntheta=args.Ntheta, Ko=args.Ko)
     start = time.perf_counter()
-    ld = trained_ldensf(hmm, args)
+    name = f"ldensf-shallow-water-{args.Nphi}x{args.Ntheta}-Ko{args.Ko}{'-tiny' if args.tiny else ''}.pt"
+    ld = trained_ldensf(hmm, args, name)
     train_wall = time.perf_counter() - start
     if args.tune_seeds:
-        if set(args.tune_seeds) & set(args.seeds):
-            raise SystemExit(
-                f"--tune-seeds {args.tune_seeds} overlap --seeds {args.seeds}: tune on other seeds"
-            )
+        tune_letkf(hmm, args, loc_range=(500.0, 20000.0))  # first: it refuses tuning seeds that are scored
         tune_obs_infl(ld, hmm, args)
-        tune_letkf(hmm, args, loc_range=(500.0, 20000.0))
     timer = HookTimer(set(), args.seeds[0])
     filters = {
         "LDEnSF": ld,
