@@ -21,6 +21,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import torch
+from claims import mean_se
 from fluids import HookTimer, relative_rmse, trained_ldensf
 from tabulate import tabulate
 
@@ -66,7 +67,7 @@ def main(argv=None) -> None:
             rel.append(relative_rmse(timer.all["LDEnSF"][s], xx, hmm))
 
         def cell(v):
-            return f"{np.mean(v):.4f} ± {np.std(v, ddof=1) / np.sqrt(len(v)):.4f}" if len(v) > 1 else "-"
+            return "{:.4f} ± {:.4f}".format(*mean_se(v)) if len(v) > 1 else "-"
 
         rows.append([step, infl, cell(rmse), cell(rel), f"{diverged}/{len(args.seeds)}"])
         print(f"  {config}: rmse.a {rows[-1][2]}, rel. {rows[-1][3]}, diverged {rows[-1][4]}", flush=True)

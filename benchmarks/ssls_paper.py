@@ -119,8 +119,8 @@ def apf_check(cfg: dict) -> list[list[str]]:
             ref, ref_hmm = reference_apf(hmm, N)
             cells = []
             for flt, fh in ((apf, None), (ref, ref_hmm)):
-                v = score(hmm, flt, cfg["seeds"], filter_hmm=fh)
-                cells.append(f"{np.mean(v):.3f} ± {np.std(v, ddof=1) / np.sqrt(len(v)):.3f}")
+                mean, se = mean_se(score(hmm, flt, cfg["seeds"], filter_hmm=fh))
+                cells.append(f"{mean:.3f} ± {se:.3f}")
             rows.append([f"{sigma:g}", str(N), f"{cells[0]} (reg {apf.reg:g})", cells[1]])
     print(tabulate(rows, ["sigma_obs", "N", "APF, reg tuned", "APF as the reference's"], tablefmt="github",
                    disable_numparse=True))
