@@ -418,3 +418,21 @@ def test_likelihood_step_option(trained):
     sharp.spec, sharp.nets, sharp.training_log = flt.spec, flt.nets, flt.training_log
     stats = sharp.assimilate(hmm, xx, yy, seed=2)
     assert np.isfinite(stats.averages()["rmse.a"]) and not stats.diverged
+
+
+def test_a_constant_field_is_standardised_without_dividing_by_zero():
+    """set_scales floors each field's standard deviation (1e-6, as the parameters'): a field that
+    never changes standardises to zeros, not NaN."""
+    from types import SimpleNamespace
+
+    from dafilters.filters.ldensf import LatentDynamics, ObsLSTM
+    from dafilters.filters.ldensf.learn import set_scales
+
+    net = LatentDynamics(8, 1, (L, L), 4, 2, 4, 8, 1, 1, 8, channels=2)
+    xx = np.random.default_rng(0).standard_normal((2, 5, 9))
+    xx[..., 4:8] = 7.0  # the second field is constant
+    hmm = SimpleNamespace(prior=SimpleNamespace(sample=lambda n, rng: rng.standard_normal((n, 9))))
+    set_scales({"ldnet": net, "lstm": ObsLSTM(3, 5, 4, 1)}, hmm, xx, np.zeros((2, 4, 3)), 8, 0)
+    assert net.field_mean[1] == 7.0 and net.field_std[1] == pytest.approx(1e-6)
+    Z = net.standardise(torch.as_tensor(xx[0, :, :8], dtype=torch.float32))
+    assert torch.isfinite(Z).all() and (Z[:, 4:] == 0).all()

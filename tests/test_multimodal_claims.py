@@ -53,3 +53,18 @@ def test_block_mean_identity_ignores_its_cached_operator():
     before = obs.identity()
     obs.linear(np.zeros(12), 0)  # forms and caches H
     assert obs.identity() == before
+
+
+def test_cost_row_names_the_torch_threads_it_ran_on():
+    """The seconds-per-analysis row said "1 torch thread" whatever --threads was."""
+    import torch
+
+    M = load_benchmark("multimodal")
+    res = results([2.0, 2.1, 1.9, 2.0], [2.8] * 4, [3.6] * 4, [3.8] * 4, [0.6] * 4)
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        cost = M.claim_rows(res, ("sparse", "coarse"), "L96", 20, "LETKF")[1]
+    finally:
+        torch.set_num_threads(old)
+    assert cost["metric"] == "seconds per analysis (the analysis hook alone, 2 torch thread(s))"
