@@ -21,6 +21,7 @@ written after each N, so an interrupted run keeps the N it finished.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import re
 import time
@@ -56,7 +57,7 @@ def training_settings(args) -> dict:
         return dict(n_traj=1, window=6, warmup=2, stride=6, epochs=2, batch_size=8, d_model=16, heads=2,
                     detach_every=args.detach_every, minutes=args.minutes)
     return dict(n_traj=args.n_traj, batch_size=args.batch_size, detach_every=args.detach_every,
-                minutes=args.minutes, spinup_rounds=args.spinup_rounds)
+                minutes=args.minutes, spinup_rounds=args.spinup_rounds, clock=args.clock)
 
 
 def paired(runs, N: int, mnmef_name: str, letkf_name: str) -> dict:
@@ -110,19 +111,48 @@ def setting_text(args, Ko: int) -> str:
         return text + " (tiny smoke test)"
     if min(args.minutes, args.finetune_minutes) < FULL_MINUTES:
         text += (f"; MNMEF trained {args.minutes:g} min at N={args.pretrain_N} + {args.finetune_minutes:g} "
-                 f"min per N (wall, one core shared), {args.n_traj} trajectories, {args.spinup_rounds} "
-                 f"spin-up round(s), LETKF tuned with "
+                 f"min per N ({args.clock} time, one thread), {args.n_traj} trajectories, "
+                 f"{args.spinup_rounds} spin-up round(s), LETKF tuned with "
                  f"{args.trials} trials on {len(args.tune_seeds)} seeds")
     return text
 
 
-def rows_from_paired(args, models: Path, Ko: int) -> None:
-    """``--from-paired``: the rows of the N in ``models/paired.json``, their command the run's."""
-    results = json.loads((models / "paired.json").read_text())
+def rows_from_paired(args, models: Path, Ko: int) -> Path:
+    """The rows of every N in ``models/paired.json`` run with this setting (each with the command
+    that ran it)."""
+    setting = setting_text(args, Ko)
+    saved = json.loads((models / "paired.json").read_text())
+    results = [p for p in saved if p.get("setting", setting) == setting]
     full_budget = min(args.minutes, args.finetune_minutes) >= FULL_MINUTES
-    command = this_command().replace(" --from-paired", "")
-    rows = [{**claims_row(p, args, Ko, full_budget), "command": command} for p in results]
-    print(f"rows: {write_rows('mnmef', rows, Path(args.rows_dir))} ({len(rows)} N)")
+    fallback = this_command().replace(" --from-paired", "")
+    rows = [{**claims_row(p, args, Ko, full_budget), "command": p.get("command", fallback)}
+            for p in results]
+    path = write_rows("mnmef", rows, Path(args.rows_dir))
+    print(f"rows: {path} ({len(rows)} N)")
+    return path
+
+
+def add_paired(models: Path, result: dict) -> None:
+    """Put the paired figures of one N into ``models/paired.json``, replacing that N's earlier
+    ones and those of other settings, keeping the other N of this setting (under a lock: several
+    processes may run different N at once)."""
+    models.mkdir(parents=True, exist_ok=True)
+    with open(models / "paired.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        path = models / "paired.json"
+        results = json.loads(path.read_text()) if path.exists() else []
+        keep = [r for r in results if r["N"] != result["N"] and r.get("setting") == result["setting"]]
+        results = sorted(keep + [result], key=lambda r: r["N"])
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(results, indent=1) + "\n")
+        tmp.replace(path)  # a reader never sees half a file
+
+
+def tuned_letkf(N: int, args, storage: str) -> daf.Tuned:
+    """The LETKF at N, tuned on the tuning seeds; its study kept in ``storage`` (a journal file
+    shared by the processes), so a second process or a rerun reuses the finished trials."""
+    return daf.Tuned(daf.LETKF(N=N), n_trials=args.trials, tune_seeds=args.tune_seeds, space=BOX,
+                     storage=storage)
 
 
 def main(argv=None) -> None:
@@ -142,6 +172,11 @@ def main(argv=None) -> None:
     p.add_argument("--trials", type=int, default=24)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.add_argument("--clock", default="cpu", choices=["cpu", "wall"], help="what the training "
+                   "budgets count: this process's CPU time (default; with one thread, core minutes "
+                   "whatever else runs) or wall time")
+    p.add_argument("--tune-only", action="store_true", help="tune the LETKF at every --Ns and stop "
+                   "(the studies are kept: run it beside the pretraining to have them ready)")
     p.add_argument("--compile", action="store_true", help="compile the training's model forecast "
                    "(torch.compile; about 20-40 s per training, eager if it fails)")
     p.add_argument("--models-dir", default="benchmarks/models")
@@ -162,32 +197,35 @@ def main(argv=None) -> None:
     if args.from_paired:
         rows_from_paired(args, models, ev.tseq.Ko)
         return
+    models.mkdir(parents=True, exist_ok=True)
+    storage = str(models / "letkf-tuning.log")
+    if args.tune_only:
+        for N in args.Ns:
+            best = tuned_letkf(N, args, storage).tune(ev)
+            print(f"N={N}: LETKF tuned, {best.filter.name}: {best.score:.3f}", flush=True)
+        return
     training = training_settings(args)
     start = time.perf_counter()
     fit_kw = {"progress": True, "compile": True} if args.compile else {"progress": True}
     base = daf.MNMEF(N=args.pretrain_N, form=args.form, training=training).fit_cached(
         hmm, models / f"N{args.pretrain_N}-pretrained.pt", **fit_kw)
-    full_budget = min(args.minutes, args.finetune_minutes) >= FULL_MINUTES
-    results, rows = [], []
     for N in args.Ns:
         ft = dict(training, minutes=args.finetune_minutes)
         flt = daf.MNMEF(N=N, form=args.form, training=ft).fit_cached(
             hmm, models / f"N{N}-from-N{args.pretrain_N}.pt", pretrained=base, **fit_kw)
-        letkf = daf.Tuned(daf.LETKF(N=N), n_trials=args.trials, tune_seeds=args.tune_seeds, space=BOX)
+        letkf = tuned_letkf(N, args, storage)
         res = daf.Experiments(ev, [flt, letkf], seeds=args.seeds).run(progress=False, workers=args.workers)
         runs = res.runs()
         letkf_name = next(n for n in runs["name"].unique() if n != flt.name)
         pr = paired(runs, N, flt.name, letkf_name)
         pr["training"] = {k: flt.training_log.get(k) for k in ("seconds", "stopped", "windows")}
-        results.append(pr)
+        pr["command"], pr["setting"] = this_command(), setting_text(args, ev.tseq.Ko)
         print(f"N={N}: MNMEF {pr['mnmef']:.3f} ± {pr['mnmef_se']:.3f}, tuned LETKF {pr['letkf']:.3f} "
               f"± {pr['letkf_se']:.3f} ({100 * (pr['ratio'] - 1):+.1f}%); paired MNMEF - LETKF "
               f"{pr['diff']:+.3f} ± {pr['diff_se']:.3f} (SE), lower on {pr['lower_on']}/{pr['seeds']} seeds; "
               f"published LETKF {PUBLISHED_LETKF.get(N, float('nan'))}", flush=True)
-        rows.append(claims_row(pr, args, ev.tseq.Ko, full_budget))
-        path = write_rows("mnmef", rows, Path(args.rows_dir))  # after each N: a cut run keeps its rows
-        models.mkdir(parents=True, exist_ok=True)
-        (models / "paired.json").write_text(json.dumps(results, indent=1) + "\n")
+        add_paired(models, pr)  # after each N: a cut run keeps its rows
+        path = rows_from_paired(args, models, ev.tseq.Ko)
     print(f"\nrows: {path}; paired differences: {models / 'paired.json'}; "
           f"{(time.perf_counter() - start) / 60:.1f} min")
 

@@ -6,9 +6,13 @@ Torch-free (it is a field of every learned filter, and ``import dafilters`` does
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 
-__all__ = ["TrainConfig"]
+__all__ = ["TrainConfig", "CLOCKS"]
+
+#: the clocks a training budget can count: elapsed time, or the process's CPU time
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 @dataclass
@@ -19,7 +23,7 @@ class TrainConfig:
         n_traj: training trajectories simulated from the HMM (the data set's size; a learned
             filter's ``learn`` decides how it cuts them into samples).
         epochs: maximum passes over the training data.
-        minutes: wall-time budget of the whole training (``None``: no limit).
+        minutes: time budget of the whole training (``None``: no limit), on ``clock``.
         batch_size: samples per optimiser step.
         lr: Adam learning rate; with ``lr_stages = s > 1`` the training runs in ``s`` stages at
             ``lr, lr/10, ...``, each from the best state of the one before.
@@ -31,8 +35,11 @@ class TrainConfig:
             the *training* seed, unrelated to the experiment seeds of the runs.
         progress: show a progress bar (``None``: on a terminal).
         checkpoint: a file where the best state is saved after every improvement.
-        max_seconds: wall-time limit of one call of the training loop (set by the stages from
-            ``minutes``; ``None``: no limit).
+        max_seconds: time limit of one call of the training loop, on ``clock`` (set by the stages
+            from ``minutes``; ``None``: no limit).
+        clock: what the budget counts: ``"wall"`` (elapsed time) or ``"cpu"`` (this process's CPU
+            time, all its threads: a budget of "30 CPU minutes" that does not shrink when other
+            jobs share the cores).
     """
 
     n_traj: int = 16
@@ -48,6 +55,7 @@ class TrainConfig:
     progress: bool | None = None
     checkpoint: str | os.PathLike | None = None
     max_seconds: float | None = None
+    clock: str = "wall"
 
     def check(self) -> None:
         """Raise a ``ValueError`` naming the first setting out of its range."""
@@ -59,6 +67,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ValueError(f"training {name} must be positive, got {value!r}")
+        if self.clock not in CLOCKS:
+            raise ValueError(f"training clock must be one of {sorted(CLOCKS)}, got {self.clock!r}")
         if self.patience < 0 or self.grad_clip < 0 or self.weight_decay < 0:
             raise ValueError("training patience, grad_clip and weight_decay must be >= 0")
 
@@ -66,3 +76,7 @@ class TrainConfig:
     def seconds(self) -> float:
         """The budget in seconds (infinite without ``minutes``)."""
         return float("inf") if self.minutes is None else 60.0 * self.minutes
+
+    def now(self) -> float:
+        """The current reading of the budget's clock, in seconds (differences are meaningful)."""
+        return CLOCKS[self.clock]()

@@ -68,8 +68,6 @@ def fit_model(modules: Sequence[torch.nn.Module], loss_fn: Callable[[tuple], tor
         loss_fn: ``loss_fn(batch) -> scalar`` for a tuple of tensors.
         train_data, val_data: tuples of tensors with a common first (sample) dimension.
     """
-    import time
-
     cfg = config or TrainConfig()
     params = [p for m in modules for p in m.parameters() if p.requires_grad]
     if not params:
@@ -80,7 +78,7 @@ def fit_model(modules: Sequence[torch.nn.Module], loss_fn: Callable[[tuple], tor
     best, best_state, waited = float("inf"), None, 0
     show = cfg.progress if cfg.progress is not None else os.isatty(2)
     bar = tqdm(range(cfg.epochs), desc="training", disable=not show, leave=False)
-    start = time.perf_counter()
+    start = cfg.now()
     for epoch in bar:
         hist.train.append(_train_epoch(modules, loss_fn, train_data, cfg, opt, params, gen, epoch))
         for m in modules:
@@ -96,7 +94,7 @@ def fit_model(modules: Sequence[torch.nn.Module], loss_fn: Callable[[tuple], tor
             if cfg.patience and waited >= cfg.patience:
                 hist.stopped = f"early stop at epoch {epoch} (best {hist.best_epoch})"
                 break
-        if cfg.max_seconds is not None and time.perf_counter() - start > cfg.max_seconds:
+        if cfg.max_seconds is not None and cfg.now() - start > cfg.max_seconds:
             hist.stopped = f"time limit after epoch {epoch} (best {hist.best_epoch})"
             break
     bar.close()
@@ -104,7 +102,7 @@ def fit_model(modules: Sequence[torch.nn.Module], loss_fn: Callable[[tuple], tor
     if best_state is not None:
         for m, state in zip(modules, best_state):
             m.load_state_dict(state)
-    hist.seconds = time.perf_counter() - start
+    hist.seconds = cfg.now() - start
     return hist
 
 
@@ -142,18 +140,16 @@ def fit_in_stages(modules: Sequence[torch.nn.Module], loss_fn: Callable[[tuple],
                   train_data: Sequence[torch.Tensor], val_data: Sequence[torch.Tensor] | None,
                   config: TrainConfig, stages: int, seconds: float) -> TrainHistory:
     """:func:`fit_model` in ``stages`` stages, the learning rate ``config.lr / 10**s`` in stage
-    ``s``, each stage starting from the best state of the one before. The wall time ``seconds``
-    is shared: each stage but the last gets 2/3 of the time left. The modules end in the best
-    state over all stages (by validation loss). Returns the merged history (``best_epoch``
+    ``s``, each stage starting from the best state of the one before. The time ``seconds`` (on
+    ``config.clock``) is shared: each stage but the last gets 2/3 of the time left. The modules
+    end in the best state over all stages (by validation loss). Returns the merged history (``best_epoch``
     counted over all stages' epochs, the stages' reasons to stop joined by ``"; "``)."""
-    import time
-
     if stages < 1:
         raise ValueError(f"need at least one training stage, got {stages}")
-    hists, start = [], time.perf_counter()
+    hists, start = [], config.now()
     best, best_state, best_epoch = float("inf"), None, -1
     for stage in range(stages):
-        left = seconds - (time.perf_counter() - start)
+        left = seconds - (config.now() - start)
         if left <= 0:
             break
         last = stage == stages - 1
@@ -169,4 +165,4 @@ def fit_in_stages(modules: Sequence[torch.nn.Module], loss_fn: Callable[[tuple],
             m.load_state_dict(state)
     return TrainHistory(train=[v for h in hists for v in h.train], val=[v for h in hists for v in h.val],
                         best_epoch=best_epoch, stopped="; ".join(h.stopped for h in hists),
-                        seconds=time.perf_counter() - start)
+                        seconds=config.now() - start)

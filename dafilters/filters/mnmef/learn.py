@@ -19,7 +19,6 @@ filter trained at one ``N`` can be fine-tuned for another with the set summary f
 from __future__ import annotations
 
 import dataclasses
-import time
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -227,12 +226,12 @@ def train_rounds(cycle: Cycle, data: TrainingWindows, cfg: MNMEFTraining, N: int
     gen = torch.Generator().manual_seed(cfg.seed)
     loss, modules = WindowLoss(cycle, cfg, gen, device), list(cycle.nets.values())
     rounds = cfg.spinup_rounds if cfg.spinup else 1
-    histories, start = [], time.perf_counter()
+    histories, start = [], cfg.now()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         for r in range(rounds):
             train, val = round_data(cycle, data, cfg, N, gen)
-            budget = (cfg.seconds - (time.perf_counter() - start)) / (rounds - r)
+            budget = (cfg.seconds - (cfg.now() - start)) / (rounds - r)
             histories.append(fit_in_stages(modules, loss, train, val, cfg, cfg.lr_stages,
                                            max(1.0, budget)))
     return histories, len(train[0]) + len(val[0])
