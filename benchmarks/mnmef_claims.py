@@ -202,7 +202,7 @@ def main(argv=None) -> None:
     if args.tune_only:
         for N in args.Ns:
             best = tuned_letkf(N, args, storage).tune(ev)
-            print(f"N={N}: LETKF tuned, {best.filter.name}: {best.score:.3f}", flush=True)
+            print(f"N={N}: LETKF tuned, {best.filter.name}: {best.value:.3f}", flush=True)
         return
     training = training_settings(args)
     start = time.perf_counter()

@@ -124,6 +124,35 @@ def test_training_in_learning_rate_stages():
         fit_in_stages([net], loss, (X, Y), None, cfg, 0, 60.0)
 
 
+def test_a_cpu_clock_budget_counts_cpu_time_not_wall_time(monkeypatch):
+    """With ``clock="cpu"`` the budget reads the process's CPU time: a training whose CPU clock
+    runs out stops after its first epoch however little wall time passed, and the wall clock
+    alone stops nothing (both clocks are replaced by fakes here)."""
+    from dafilters.nn import config as nn_config
+
+    ticks = {"cpu": 0.0}
+
+    def fake_cpu():
+        ticks["cpu"] += 10.0  # every reading: 10 s more CPU time
+        return ticks["cpu"]
+
+    monkeypatch.setitem(nn_config.CLOCKS, "cpu", fake_cpu)
+    monkeypatch.setitem(nn_config.CLOCKS, "wall", lambda: 0.0)  # wall time stands still
+    torch.manual_seed(0)
+    X = torch.randn(64, 3, generator=torch.Generator().manual_seed(2))
+    net = torch.nn.Linear(3, 1)
+    loss = lambda b: ((net(b[0]) - b[0].sum(1, keepdim=True)) ** 2).mean()  # noqa: E731
+    base = dict(epochs=5, patience=0, progress=False, max_seconds=5.0)
+    on_cpu = fit_model([net], loss, (X,), config=TrainConfig(clock="cpu", **base))
+    assert on_cpu.stopped == "time limit after epoch 0 (best 0)" and on_cpu.seconds >= 10.0
+    on_wall = fit_model([net], loss, (X,), config=TrainConfig(**base))
+    assert on_wall.stopped == "5 epochs" and on_wall.seconds == 0.0
+    staged = fit_in_stages([net], loss, (X,), None, TrainConfig(clock="cpu", **base), 2, 15.0)
+    assert len(staged.train) == 1 and staged.seconds > 0  # the CPU budget was spent in stage 1
+    with pytest.raises(ValueError, match="training clock must be one of"):
+        TrainConfig(clock="gpu").check()
+
+
 def test_fit_save_load_assimilate(tmp_path):
     flt = LearnedShift(N=20).fit(HMM)
     assert flt.training_log["seconds"] > 0 and flt.training_log["device"] == "cpu"

@@ -5,7 +5,8 @@ from benchmark_scripts import load_benchmark
 
 def paired(N, mnmef, letkf, diff_se=0.01):
     name = f"LETKF(N={N}, infl=1.0837442562505892, loc_rad=2.783207366725538)"
-    return {"N": N, "mnmef": mnmef, "letkf": letkf, "diff": mnmef - letkf, "diff_se": diff_se,
+    return {"N": N, "mnmef": mnmef, "mnmef_se": 0.02, "letkf": letkf, "letkf_se": 0.02,
+            "diff": mnmef - letkf, "diff_se": diff_se,
             "ratio": mnmef / letkf, "statuses": repr({(name, "ok"): 16})}
 
 
@@ -28,3 +29,25 @@ def test_a_miss_is_no_at_full_budget_and_not_at_this_scale_below_it():
 def test_the_row_names_the_letkf_setting():
     m = load_benchmark("mnmef_claims")
     assert m.letkf_text(paired(10, 2.0, 2.1)) == "LETKF tuned (infl 1.084, loc_rad 2.78)"
+
+
+def test_processes_running_different_n_merge_their_rows(tmp_path):
+    """Each N's paired figures go into one paired.json (replacing that N's earlier ones and any
+    of another setting); the rows are written from all N of this setting, each with its command."""
+    import json
+    from types import SimpleNamespace
+
+    m = load_benchmark("mnmef_claims")
+    args = SimpleNamespace(minutes=30.0, finetune_minutes=30.0, seeds=list(range(1, 17)), tiny=False,
+                           rows_dir=str(tmp_path / "rows"))
+    setting = m.setting_text(args, 1499)
+    (tmp_path / "paired.json").write_text(json.dumps([{**paired(40, 1.2, 1.4), "setting": "older run"}]))
+    for N, mn, cmd in [(20, 1.60, "run A"), (10, 1.70, "run B"), (20, 1.40, "run A again")]:
+        m.add_paired(tmp_path, {**paired(N, mn, 1.58), "setting": setting, "command": cmd})
+    saved = json.loads((tmp_path / "paired.json").read_text())
+    assert [(p["N"], p["mnmef"], p["command"]) for p in saved] == [(10, 1.70, "run B"),
+                                                                 (20, 1.40, "run A again")]
+    m.rows_from_paired(args, tmp_path, 1499)
+    rows = json.loads((tmp_path / "rows" / "mnmef.json").read_text())
+    assert [(r["N"], r["command"], r["holds"]) for r in rows] == [(10, "run B", "no"),
+                                                                (20, "run A again", "yes")]
