@@ -155,6 +155,29 @@ def test_spun_up_ensembles_run_the_filter_along_the_trajectory(hmm):
     torch.testing.assert_close(ens[:, 1], E1)
 
 
+def test_spin_up_keeps_only_the_window_starts(hmm):
+    """The training rounds keep the spun-up ensembles at the windows' first times only (all times
+    of 128 trajectories at N = 100 did not fit in memory): the same ensembles, in the order of
+    ``windows``, as keeping every time and cutting windows."""
+    from dafilters.nn.data import window_starts, windows
+
+    N, W, stride = 5, 6, 4
+    flt = neutral(MNMEF(N=N), hmm)
+    xx, yy = hmm.simulate(seed=5)
+    truth = torch.as_tensor(np.stack([xx[hmm.tseq.kko][:30]] * 3), dtype=torch.float32)
+    ys = torch.as_tensor(np.stack([yy[:30]] * 3), dtype=torch.float32)
+    bxy, byy, r_std = flt.observation_layout(hmm, 0)
+    dko = int(hmm.tseq.kko[1] - hmm.tseq.kko[0])
+    cycle = Cycle(flt.nets, ModelForecast(hmm.dyn, dko, hmm.tseq.dt), TorchObs(hmm.obs, 0), r_std, bxy,
+                  byy, flt.spec["scale"])
+    every = spun_up_ensembles(cycle, truth, ys, N, 1.0, torch.Generator().manual_seed(1))
+    starts = window_starts(30, W + 1, stride)
+    kept = spun_up_ensembles(cycle, truth, ys, N, 1.0, torch.Generator().manual_seed(1), starts)
+    assert list(starts) == list(range(0, 24, 4)) and kept.shape == (3, len(starts), N, hmm.Nx)
+    torch.testing.assert_close(kept.reshape(-1, N, hmm.Nx), torch.as_tensor(windows(every.numpy(), W + 1,
+                                                                                    stride)[:, 0]))
+
+
 def test_validation_loss_is_a_function_of_the_weights(hmm):
     """Validation perturbations are drawn once: with (almost) frozen weights the validation loss
     is the same at every epoch (early stopping must not chase fresh noise)."""

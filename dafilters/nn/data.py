@@ -16,7 +16,7 @@ import numpy as np
 
 from ..hmm import HMM
 
-__all__ = ["simulate_trajectories", "simulate_at_obs", "windows", "split"]
+__all__ = ["simulate_trajectories", "simulate_at_obs", "window_starts", "windows", "split"]
 
 
 def _cache_path(cache_dir: str | os.PathLike, hmm: HMM, n_traj: int, seed: int, kind: str = "") -> Path:
@@ -108,6 +108,12 @@ def simulate_at_obs(hmm: HMM, n_traj: int, seed: int = 0,
     return xx, yy
 
 
+def window_starts(T: int, length: int, stride: int = 1) -> np.ndarray:
+    """The first times of the windows of ``length`` times in a series of ``T`` times, every
+    ``stride`` steps (those of :func:`windows`, for each trajectory)."""
+    return np.arange(0, T - length + 1, stride)
+
+
 def windows(series: np.ndarray, length: int, stride: int = 1) -> np.ndarray:
     """All windows of ``length`` consecutive times, every ``stride`` steps.
 
@@ -123,8 +129,7 @@ def windows(series: np.ndarray, length: int, stride: int = 1) -> np.ndarray:
     T = s.shape[1]
     if not 1 <= length <= T:
         raise ValueError(f"window length {length} must be within 1..{T}")
-    starts = np.arange(0, T - length + 1, stride)
-    idx = starts[:, None] + np.arange(length)
+    idx = window_starts(T, length, stride)[:, None] + np.arange(length)
     return s[:, idx].reshape(-1, length, *s.shape[2:]).copy()
 
 
