@@ -209,3 +209,30 @@ def test_experiments_train_once_and_reuse(tmp_path, monkeypatch):
     # another table with the same filter loads the saved model instead of training again
     daf.Experiments(HMM, [entry], seeds=[5], save_to=tmp_path).run(progress=False)
     assert calls == [HMM.name]
+
+
+def test_a_step_with_a_loss_or_gradient_that_is_not_finite_is_skipped_not_fatal():
+    """An unrolled filter that blows up on one batch (loss nan, or a finite loss with a nan
+    gradient) used to end the whole training with FloatingPointError; now that step is skipped,
+    the weights stay finite and the skips are counted. An epoch without one finite step still
+    raises, naming the cause."""
+    torch.manual_seed(0)
+    X = torch.randn(64, 3, generator=torch.Generator().manual_seed(3))
+    net = torch.nn.Linear(3, 1)
+    calls = {"n": 0}
+
+    def loss(b):
+        calls["n"] += 1
+        err = ((net(b[0]) - b[0].sum(1, keepdim=True)) ** 2).mean()
+        if calls["n"] == 2:
+            return err * float("nan")  # a nan loss
+        if calls["n"] == 3:
+            return err + torch.sqrt(0.0 * net.weight.sum())  # a finite loss, a nan gradient
+        return err
+
+    cfg = TrainConfig(epochs=3, batch_size=16, lr=0.05, patience=0, progress=False)
+    hist = fit_model([net], loss, (X,), config=cfg)
+    assert hist.skipped == 2 and hist.as_log()["skipped_steps"] == 2 and len(hist.train) == 3
+    assert all(torch.isfinite(p).all() for p in net.parameters()) and hist.train[-1] < hist.train[0]
+    with pytest.raises(FloatingPointError, match="every one of the 4 steps of epoch 0.*not finite"):
+        fit_model([net], lambda b: net(b[0]).sum() * float("nan"), (X,), config=cfg)

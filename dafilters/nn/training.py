@@ -23,19 +23,22 @@ __all__ = ["TrainConfig", "TrainHistory", "fit_model", "fit_in_stages", "batches
 
 @dataclass
 class TrainHistory:
-    """Losses per epoch, the best epoch and why training stopped."""
+    """Losses per epoch, the best epoch, why training stopped and how many steps were skipped
+    (``skipped``: steps whose loss or gradient was not finite, :func:`fit_model`)."""
 
     train: list[float] = field(default_factory=list)
     val: list[float] = field(default_factory=list)
     best_epoch: int = -1
     stopped: str = ""
     seconds: float = 0.0
+    skipped: int = 0
 
     def as_log(self, prefix: str = "") -> dict:
         """The entries of a learned filter's ``training_log``: ``train_loss``, ``val_loss``,
-        ``best_epoch``, ``stopped`` (each key after ``prefix``, e.g. ``"ae_"``)."""
+        ``best_epoch``, ``stopped``, ``skipped_steps`` (each key after ``prefix``, e.g. ``"ae_"``)."""
         return {f"{prefix}train_loss": self.train, f"{prefix}val_loss": self.val,
-                f"{prefix}best_epoch": self.best_epoch, f"{prefix}stopped": self.stopped}
+                f"{prefix}best_epoch": self.best_epoch, f"{prefix}stopped": self.stopped,
+                f"{prefix}skipped_steps": self.skipped}
 
 
 def batches(data: Sequence[torch.Tensor], batch_size: int,
@@ -63,6 +66,11 @@ def fit_model(modules: Sequence[torch.nn.Module], loss_fn: Callable[[tuple], tor
     and restored at the end. The parameters of ``modules`` that require a gradient are trained
     (freeze others with ``requires_grad_(False)``).
 
+    A step whose loss or gradient norm is not finite (an unrolled filter that blew up on one
+    batch of windows) is skipped, the weights left as they were, and counted in
+    ``TrainHistory.skipped``; an epoch in which every step was skipped raises
+    ``FloatingPointError`` (the weights are then no use).
+
     Args:
         modules: the networks (their state is checkpointed and restored).
         loss_fn: ``loss_fn(batch) -> scalar`` for a tuple of tensors.
@@ -80,7 +88,9 @@ def fit_model(modules: Sequence[torch.nn.Module], loss_fn: Callable[[tuple], tor
     bar = tqdm(range(cfg.epochs), desc="training", disable=not show, leave=False)
     start = cfg.now()
     for epoch in bar:
-        hist.train.append(_train_epoch(modules, loss_fn, train_data, cfg, opt, params, gen, epoch))
+        loss, skipped = _train_epoch(modules, loss_fn, train_data, cfg, opt, params, gen, epoch)
+        hist.train.append(loss)
+        hist.skipped += skipped
         for m in modules:
             m.eval()
         val = _mean_loss(loss_fn, val_data, cfg.batch_size) if val_data is not None else hist.train[-1]
@@ -108,23 +118,30 @@ def fit_model(modules: Sequence[torch.nn.Module], loss_fn: Callable[[tuple], tor
 
 def _train_epoch(modules: Sequence[torch.nn.Module], loss_fn: Callable[[tuple], torch.Tensor],
                  train_data: Sequence[torch.Tensor], cfg: TrainConfig, opt: torch.optim.Optimizer,
-                 params: list[torch.nn.Parameter], gen: torch.Generator, epoch: int) -> float:
-    """One pass over shuffled mini-batches of ``train_data``; the mean training loss."""
+                 params: list[torch.nn.Parameter], gen: torch.Generator, epoch: int) -> tuple[float, int]:
+    """One pass over shuffled mini-batches of ``train_data``: the mean training loss over the
+    steps taken, and the number of steps skipped for a loss or gradient that was not finite."""
     for m in modules:
         m.train()
-    total, count = 0.0, 0
+    total, count, skipped, last = 0.0, 0, 0, ""
     for batch in batches(train_data, cfg.batch_size, gen):
         opt.zero_grad()
         loss = loss_fn(batch)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"training loss is {float(loss)} at epoch {epoch}")
+            skipped, last = skipped + 1, f"loss {float(loss.detach())}"
+            continue
         loss.backward()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
+        if not torch.isfinite(norm):
+            skipped, last = skipped + 1, f"gradient norm {float(norm)}"
+            continue
         opt.step()
         total += float(loss.detach()) * batch[0].shape[0]
         count += batch[0].shape[0]
-    return total / count
+    if count == 0:
+        raise FloatingPointError(f"training: every one of the {skipped} steps of epoch {epoch} had a "
+                                 f"loss or gradient that was not finite (the last: {last})")
+    return total / count, skipped
 
 
 def _keep_best(modules: Sequence[torch.nn.Module], checkpoint) -> list[dict]:
@@ -165,4 +182,4 @@ def fit_in_stages(modules: Sequence[torch.nn.Module], loss_fn: Callable[[tuple],
             m.load_state_dict(state)
     return TrainHistory(train=[v for h in hists for v in h.train], val=[v for h in hists for v in h.val],
                         best_epoch=best_epoch, stopped="; ".join(h.stopped for h in hists),
-                        seconds=config.now() - start)
+                        seconds=config.now() - start, skipped=sum(h.skipped for h in hists))
