@@ -1,5 +1,6 @@
 """Training infrastructure: data sets, the training loop, fit/save/load, Experiments integration."""
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,7 +103,7 @@ def test_training_loop_learns_early_stops_and_checkpoints(tmp_path):
                      TrainConfig(epochs=300, lr=0.05, patience=10, checkpoint=ckpt, progress=False))
     assert hist.val[hist.best_epoch] < 3e-3 and hist.val[0] > 100 * hist.val[hist.best_epoch]
     assert "early stop" in hist.stopped and ckpt.exists()
-    assert float(loss((X[300:], Y[300:]))) == pytest.approx(hist.val[hist.best_epoch], rel=1e-5)
+    assert float(loss((X[300:], Y[300:])).detach()) == pytest.approx(hist.val[hist.best_epoch], rel=1e-5)
     with pytest.raises(ValueError, match="nothing to train"):
         fit_model([torch.nn.Identity()], loss, (X, Y))
 
@@ -236,3 +237,30 @@ def test_a_step_with_a_loss_or_gradient_that_is_not_finite_is_skipped_not_fatal(
     assert all(torch.isfinite(p).all() for p in net.parameters()) and hist.train[-1] < hist.train[0]
     with pytest.raises(FloatingPointError, match="every one of the 4 steps of epoch 0.*not finite"):
         fit_model([net], lambda b: net(b[0]).sum() * float("nan"), (X,), config=cfg)
+
+
+def test_the_time_budget_is_checked_after_every_step_not_every_epoch(monkeypatch):
+    """A budget that runs out mid-epoch stops the training after that step (it used to run the
+    epoch to its end: at N = 100 on 36096 windows, minutes over the budget). Each training step
+    here advances a fake clock by one second: a 2.5 s budget takes 3 of an epoch's 4 steps."""
+    from dafilters.nn import config as nn_config
+
+    clock = {"t": 0.0}
+    monkeypatch.setitem(nn_config.CLOCKS, "cpu", lambda: clock["t"])
+    torch.manual_seed(0)
+    X = torch.randn(64, 3, generator=torch.Generator().manual_seed(4))
+    net = torch.nn.Linear(3, 1)
+    steps = []
+
+    def loss(b):
+        if torch.is_grad_enabled():  # a training step, not the validation
+            clock["t"] += 1.0
+            steps.append(clock["t"])
+        return ((net(b[0]) - b[0].sum(1, keepdim=True)) ** 2).mean()
+
+    cfg = TrainConfig(epochs=5, batch_size=16, patience=0, progress=False, clock="cpu", max_seconds=2.5)
+    hist = fit_model([net], loss, (X,), config=cfg)
+    assert len(steps) == 3 and len(hist.train) == 1 and hist.stopped == "time limit in epoch 0 (best 0)"
+    clock["t"], steps[:] = 0.0, []
+    whole = fit_model([net], loss, (X,), config=dataclasses.replace(cfg, max_seconds=4.5))
+    assert len(steps) == 5 and whole.stopped == "time limit in epoch 1 (best 1)"

@@ -63,7 +63,10 @@ def fit_model(modules: Sequence[torch.nn.Module], loss_fn: Callable[[tuple], tor
 
     After each epoch the validation loss (``val_data``, or the training loss without it) decides
     early stopping; the best state of ``modules`` is kept (and written to ``config.checkpoint``)
-    and restored at the end. The parameters of ``modules`` that require a gradient are trained
+    and restored at the end. The time budget ``config.max_seconds`` (on ``config.clock``) is
+    checked after every step: when it runs out mid-epoch, that partial epoch is validated and
+    training stops ("time limit in epoch k"), so a budget overruns by one step and one
+    validation, not by an epoch. The parameters of ``modules`` that require a gradient are trained
     (freeze others with ``requires_grad_(False)``).
 
     A step whose loss or gradient norm is not finite (an unrolled filter that blew up on one
@@ -87,8 +90,10 @@ def fit_model(modules: Sequence[torch.nn.Module], loss_fn: Callable[[tuple], tor
     show = cfg.progress if cfg.progress is not None else os.isatty(2)
     bar = tqdm(range(cfg.epochs), desc="training", disable=not show, leave=False)
     start = cfg.now()
+    deadline = start + cfg.max_seconds if cfg.max_seconds is not None else float("inf")
     for epoch in bar:
-        loss, skipped = _train_epoch(modules, loss_fn, train_data, cfg, opt, params, gen, epoch)
+        loss, skipped, cut = _train_epoch(modules, loss_fn, train_data, cfg, opt, params, gen, epoch,
+                                          deadline)
         hist.train.append(loss)
         hist.skipped += skipped
         for m in modules:
@@ -104,8 +109,8 @@ def fit_model(modules: Sequence[torch.nn.Module], loss_fn: Callable[[tuple], tor
             if cfg.patience and waited >= cfg.patience:
                 hist.stopped = f"early stop at epoch {epoch} (best {hist.best_epoch})"
                 break
-        if cfg.max_seconds is not None and cfg.now() - start > cfg.max_seconds:
-            hist.stopped = f"time limit after epoch {epoch} (best {hist.best_epoch})"
+        if cut or cfg.now() > deadline:
+            hist.stopped = f"time limit {'in' if cut else 'after'} epoch {epoch} (best {hist.best_epoch})"
             break
     bar.close()
     hist.stopped = hist.stopped or f"{cfg.epochs} epochs"
@@ -118,13 +123,18 @@ def fit_model(modules: Sequence[torch.nn.Module], loss_fn: Callable[[tuple], tor
 
 def _train_epoch(modules: Sequence[torch.nn.Module], loss_fn: Callable[[tuple], torch.Tensor],
                  train_data: Sequence[torch.Tensor], cfg: TrainConfig, opt: torch.optim.Optimizer,
-                 params: list[torch.nn.Parameter], gen: torch.Generator, epoch: int) -> tuple[float, int]:
-    """One pass over shuffled mini-batches of ``train_data``: the mean training loss over the
-    steps taken, and the number of steps skipped for a loss or gradient that was not finite."""
+                 params: list[torch.nn.Parameter], gen: torch.Generator, epoch: int,
+                 deadline: float = float("inf")) -> tuple[float, int, bool]:
+    """One pass over shuffled mini-batches of ``train_data``, cut short once ``cfg.now()`` passes
+    ``deadline``: the mean training loss over the steps taken, the number of steps skipped for a
+    loss or gradient that was not finite, and whether the pass was cut short."""
     for m in modules:
         m.train()
-    total, count, skipped, last = 0.0, 0, 0, ""
-    for batch in batches(train_data, cfg.batch_size, gen):
+    total, count, skipped, last, cut = 0.0, 0, 0, "", False
+    for i, batch in enumerate(batches(train_data, cfg.batch_size, gen)):
+        if i and cfg.now() > deadline:
+            cut = True
+            break
         opt.zero_grad()
         loss = loss_fn(batch)
         if not torch.isfinite(loss):
@@ -138,10 +148,12 @@ def _train_epoch(modules: Sequence[torch.nn.Module], loss_fn: Callable[[tuple], 
         opt.step()
         total += float(loss.detach()) * batch[0].shape[0]
         count += batch[0].shape[0]
+    if count == 0 and cut:
+        return float("nan"), skipped, cut
     if count == 0:
         raise FloatingPointError(f"training: every one of the {skipped} steps of epoch {epoch} had a "
                                  f"loss or gradient that was not finite (the last: {last})")
-    return total / count, skipped
+    return total / count, skipped, cut
 
 
 def _keep_best(modules: Sequence[torch.nn.Module], checkpoint) -> list[dict]:
