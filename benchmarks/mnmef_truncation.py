@@ -140,7 +140,8 @@ def main(argv=None) -> None:
     filters = {}
     for form, k in args.configs:
         flt = daf.MNMEF(N=args.N, form=form, training=training_settings(args, k))
-        filters[f"{form}, detach every {k}"] = flt.fit_cached(hmm, model_path(models, args, form, k), **fit_kw)
+        path = model_path(models, args, form, k)
+        filters[f"{form}, detach every {k}"] = flt.fit_cached(hmm, path, **fit_kw)
     if args.train_only:
         return
     storage = str(models / ("mnmef-claims-tiny" if args.tiny else "mnmef-claims") / "letkf-tuning.log")
@@ -163,8 +164,8 @@ def main(argv=None) -> None:
           f"{args.clock} minutes each\n" + markdown(table, base, logs))
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(
-        {"command": this_command(), "N": args.N, "seeds": args.seeds, "Ko": ev.tseq.Ko, "minutes": args.minutes,
-         "clock": args.clock, "table": table, "training": logs,
+        {"command": this_command(), "N": args.N, "seeds": args.seeds, "Ko": ev.tseq.Ko,
+         "minutes": args.minutes, "clock": args.clock, "table": table, "training": logs,
          "per_seed": {k: {int(s): float(v) for s, v in col.dropna().items()} for k, col in rmse.items()}},
         indent=1) + "\n")
     print(f"\n{out / 'results.json'}; {(time.perf_counter() - start) / 60:.1f} min")

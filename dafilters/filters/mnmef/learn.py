@@ -287,4 +287,5 @@ def learn_mnmef(flt: MNMEF, hmm: HMM, progress: bool | None = None, cache_dir=No
     return {"train_loss": [v for h in histories for v in h.train], "val_loss": last.val,
             "round_val_loss": [min(h.val) for h in histories], "best_epoch": last.best_epoch,
             "stopped": "; ".join(h.stopped for h in histories), "windows": n_windows,
-            "skipped_steps": sum(h.skipped for h in histories), "fine_tuned": pretrained is not None, "summary_frozen": bool(frozen)}
+            "skipped_steps": sum(h.skipped for h in histories), "fine_tuned": pretrained is not None,
+            "summary_frozen": bool(frozen)}
