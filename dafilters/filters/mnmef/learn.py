@@ -138,7 +138,8 @@ def spun_up_ensembles(cycle: Cycle, truth: torch.Tensor, yy: torch.Tensor, N: in
 @dataclass
 class TrainingWindows:
     """The training trajectories (``truth`` at the observation times, ``yy``) and their windows
-    of ``window + 1`` times (truth ``X``, observations ``Y``): which train, which validate."""
+    of ``window + 1`` times (truth ``X``, observations ``Y``; trajectory by trajectory, each
+    starting at the times ``starts``): which train, which validate."""
 
     truth: np.ndarray
     yy: np.ndarray
@@ -146,6 +147,7 @@ class TrainingWindows:
     Y: torch.Tensor
     train: np.ndarray
     val: np.ndarray
+    starts: np.ndarray
 
 
 def training_windows(truth: np.ndarray, yy: np.ndarray, cfg: MNMEFTraining) -> TrainingWindows:
@@ -155,13 +157,14 @@ def training_windows(truth: np.ndarray, yy: np.ndarray, cfg: MNMEFTraining) -> T
     W = cfg.window
     X = torch.as_tensor(windows(truth, W + 1, cfg.stride), dtype=torch.float32)
     Y = torch.as_tensor(windows(yy, W + 1, cfg.stride), dtype=torch.float32)
-    starts = np.tile(window_starts(truth.shape[1], W + 1, cfg.stride), len(truth))
+    per_traj = window_starts(truth.shape[1], W + 1, cfg.stride)
+    starts = np.tile(per_traj, len(truth))
     keep = starts >= cfg.skip if cfg.spinup else np.ones(len(X), bool)
     if not keep.any():
         raise ValueError(f"no training window starts after skip={cfg.skip} cycles: the "
                          f"trajectories have {truth.shape[1] - 1} cycles")
     itr, ival = time_split(starts, W + 1, truth.shape[1], 0.1)
-    return TrainingWindows(truth, yy, X, Y, itr[keep[itr]], ival[keep[ival]])
+    return TrainingWindows(truth, yy, X, Y, itr[keep[itr]], ival[keep[ival]], per_traj)
 
 
 def round_data(cycle: Cycle, data: TrainingWindows, cfg: MNMEFTraining, N: int,
@@ -174,10 +177,9 @@ def round_data(cycle: Cycle, data: TrainingWindows, cfg: MNMEFTraining, N: int,
     if cfg.spinup:
         for net in cycle.nets.values():
             net.eval()
-        starts = window_starts(data.truth.shape[1], W + 1, cfg.stride)
         ens = spun_up_ensembles(cycle, torch.as_tensor(data.truth, dtype=torch.float32),
                                 torch.as_tensor(data.yy, dtype=torch.float32), N, cfg.init_spread, gen,
-                                starts)  # (n_traj, n_starts, N, Nx): the windows' first times only
+                                data.starts)  # (n_traj, n_starts, N, Nx): the windows' first times only
         E0 = ens.reshape(-1, N, Nx)  # (n_windows, N, Nx), in the order of ``windows``
     tensors, n_val = [X, data.Y, E0], len(data.val)
     val = [d[data.val] for d in tensors] + [torch.randn(n_val, W, N, Ny, generator=gen),
