@@ -420,3 +420,38 @@ def test_compiled_forecast_matches_eager(hmm):
         E = 3 * torch.randn(B, 5, hmm.Nx)
         torch.testing.assert_close(fc(E), fc.eager(E), rtol=1e-5, atol=1e-5)
     assert fc.compiled is not None
+
+
+def test_windows_whose_spin_up_blew_up_are_left_out(hmm, monkeypatch):
+    """A spun-up ensemble that blew up (NaN, or far beyond the climate) starts no window: at 128
+    trajectories the untrained increment form diverged on a few of them, and their windows made
+    a NaN loss in about one batch in five and a NaN validation loss at every epoch. Here the
+    spin-up is replaced by ensembles with one trajectory blown up from its third window on."""
+    from dafilters.filters.mnmef import learn
+
+    N = 4
+    flt = neutral(MNMEF(N=N, training=dict(n_traj=2, window=6, warmup=1, stride=6, skip=0)), hmm)
+    cfg = flt.training
+    xx, yy = hmm.simulate(seed=6)
+    truth, obs = np.stack([xx[hmm.tseq.kko]] * 2), np.stack([yy] * 2)
+    data = learn.training_windows(truth, obs, cfg)
+    n_starts = len(data.starts)
+
+    def blown_up(cycle, truth, yy, N, spread, gen, times):
+        ens = truth[:, times, None].repeat(1, 1, N, 1).clone()
+        ens[1, 2:] = float("nan")
+        ens[1, 1, 0, 0] = 1e4  # finite, but no L96 state
+        return ens
+
+    monkeypatch.setattr(learn, "spun_up_ensembles", blown_up)
+    bxy, byy, r_std = flt.observation_layout(hmm, 0)
+    cycle = Cycle(flt.nets, ModelForecast(hmm.dyn, 1, hmm.tseq.dt), TorchObs(hmm.obs, 0), r_std, bxy, byy,
+                  flt.spec["scale"])
+    kept = np.concatenate([data.train, data.val])  # windows by trajectory, then by start
+    bad = int(((kept // n_starts == 1) & (kept % n_starts >= 1)).sum())
+    assert bad >= 2
+    with pytest.warns(RuntimeWarning, match=f"{bad} of {len(kept)} windows start from"):
+        train, val, dropped = learn.round_data(cycle, data, cfg, N, torch.Generator().manual_seed(0))
+    assert dropped == bad and len(train[0]) + len(val[0]) == len(kept) - bad and len(val[0])
+    assert all(torch.isfinite(t).all() for t in train + val)
+    assert not learn.diverged(train[2], flt.spec["scale"]).any()

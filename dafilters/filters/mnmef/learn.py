@@ -37,7 +37,8 @@ if TYPE_CHECKING:
     from .filter import MNMEF
 
 __all__ = ["ModelForecast", "Cycle", "TrainingWindows", "WindowLoss",
-           "model_forecast", "spun_up_ensembles", "training_windows", "round_data", "learn_mnmef"]
+           "model_forecast", "spun_up_ensembles", "training_windows", "diverged", "round_data",
+           "learn_mnmef"]
 
 
 class ModelForecast:
@@ -167,11 +168,27 @@ def training_windows(truth: np.ndarray, yy: np.ndarray, cfg: MNMEFTraining) -> T
     return TrainingWindows(truth, yy, X, Y, itr[keep[itr]], ival[keep[ival]], per_traj)
 
 
+#: a spun-up ensemble with a value beyond this many climatological standard deviations (or not
+#: finite) comes from a run that diverged: no window starts from it (:func:`diverged`)
+DIVERGED = 12.0
+
+
+def diverged(E: torch.Tensor, scale: float) -> torch.Tensor:
+    """Which ensembles ``(..., N, Nx)`` have blown up: a value not finite or beyond
+    ``DIVERGED * scale`` (Lorenz-96's states stay within about 4 climatological standard
+    deviations of zero). Shape ``E.shape[:-2]``."""
+    return ~(torch.isfinite(E) & (E.abs() <= DIVERGED * scale)).all(-1).all(-1)
+
+
 def round_data(cycle: Cycle, data: TrainingWindows, cfg: MNMEFTraining, N: int,
-               gen: torch.Generator) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+               gen: torch.Generator) -> tuple[list[torch.Tensor], list[torch.Tensor], int]:
     """The (train, validation) windows ``[truth, obs, E0]`` of one training round, ``E0`` spun up
     by the filter as it is now; validation windows also carry their perturbations, drawn once, so
-    that their loss (early stopping, best state) is a function of the weights only."""
+    that their loss (early stopping, best state) is a function of the weights only. Windows
+    whose spun-up ensemble has blown up (:func:`diverged`: the filter as it is lost that
+    trajectory) are left out, with a warning; their number is the third value. (One such window
+    in a batch made the batch's loss NaN, and one among the validation windows the validation
+    loss, every epoch.)"""
     X, W, Nx, Ny = data.X, cfg.window, data.X.shape[-1], data.Y.shape[-1]
     E0 = X[:, 0, None] + cfg.init_spread * torch.randn(len(X), N, Nx, generator=gen)
     if cfg.spinup:
@@ -181,10 +198,20 @@ def round_data(cycle: Cycle, data: TrainingWindows, cfg: MNMEFTraining, N: int,
                                 torch.as_tensor(data.yy, dtype=torch.float32), N, cfg.init_spread, gen,
                                 data.starts)  # (n_traj, n_starts, N, Nx): the windows' first times only
         E0 = ens.reshape(-1, N, Nx)  # (n_windows, N, Nx), in the order of ``windows``
-    tensors, n_val = [X, data.Y, E0], len(data.val)
-    val = [d[data.val] for d in tensors] + [torch.randn(n_val, W, N, Ny, generator=gen),
-                                             torch.randn(n_val, W, N, Nx, generator=gen)]
-    return [d[data.train] for d in tensors], val
+    bad = diverged(E0, cycle.scale).numpy()
+    itr, ival = data.train[~bad[data.train]], data.val[~bad[data.val]]
+    dropped = len(data.train) + len(data.val) - len(itr) - len(ival)
+    if dropped:
+        warnings.warn(f"MNMEF training: {dropped} of {len(data.train) + len(data.val)} windows start "
+                      "from a spun-up ensemble that blew up (the filter diverged on those "
+                      "trajectories); left out of this round", RuntimeWarning, stacklevel=2)
+    if not len(itr) or not len(ival):
+        raise FloatingPointError("MNMEF training: the filter diverged on every training or every "
+                                 "validation window's spin-up")
+    tensors, n_val = [X, data.Y, E0], len(ival)
+    val = [d[ival] for d in tensors] + [torch.randn(n_val, W, N, Ny, generator=gen),
+                                         torch.randn(n_val, W, N, Nx, generator=gen)]
+    return [d[itr] for d in tensors], val, dropped
 
 
 class WindowLoss:
@@ -231,21 +258,23 @@ class WindowLoss:
 
 
 def train_rounds(cycle: Cycle, data: TrainingWindows, cfg: MNMEFTraining, N: int,
-                 device: str = "cpu") -> tuple[list[TrainHistory], int]:
+                 device: str = "cpu") -> tuple[list[TrainHistory], int, list[int]]:
     """The training rounds (each spins the windows up again, then trains with an equal share of
-    the time left); their histories and the number of windows."""
+    the time left); their histories, the number of windows and, per round, the number left out
+    for a spin-up that diverged."""
     gen = torch.Generator().manual_seed(cfg.seed)
     loss, modules = WindowLoss(cycle, cfg, gen, device), list(cycle.nets.values())
     rounds = cfg.spinup_rounds if cfg.spinup else 1
-    histories, start = [], cfg.now()
+    histories, dropped, start = [], [], cfg.now()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         for r in range(rounds):
-            train, val = round_data(cycle, data, cfg, N, gen)
+            train, val, n_bad = round_data(cycle, data, cfg, N, gen)
+            dropped.append(n_bad)
             budget = (cfg.seconds - (cfg.now() - start)) / (rounds - r)
             histories.append(fit_in_stages(modules, loss, train, val, cfg, cfg.lr_stages,
                                            max(1.0, budget)))
-    return histories, len(train[0]) + len(val[0])
+    return histories, len(data.train) + len(data.val), dropped
 
 
 def start_from(pretrained: MNMEF, nets: dict[str, nn.Module], spec: dict[str, Any], hmm: HMM,
@@ -281,7 +310,7 @@ def learn_mnmef(flt: MNMEF, hmm: HMM, progress: bool | None = None, cache_dir=No
         bxy, byy, r_std = flt.observation_layout(hmm, 0)
         cycle = Cycle(flt.nets, forecast, TorchObs(hmm.obs, 0), r_std, bxy, byy, flt.spec["scale"],
                       flt.form)
-        histories, n_windows = train_rounds(cycle, data, cfg, flt.N, flt.device)
+        histories, n_windows, dropped = train_rounds(cycle, data, cfg, flt.N, flt.device)
     finally:
         for p in frozen:
             p.requires_grad_(True)
@@ -289,5 +318,6 @@ def learn_mnmef(flt: MNMEF, hmm: HMM, progress: bool | None = None, cache_dir=No
     return {"train_loss": [v for h in histories for v in h.train], "val_loss": last.val,
             "round_val_loss": [min(h.val) for h in histories], "best_epoch": last.best_epoch,
             "stopped": "; ".join(h.stopped for h in histories), "windows": n_windows,
-            "skipped_steps": sum(h.skipped for h in histories), "fine_tuned": pretrained is not None,
+            "skipped_steps": sum(h.skipped for h in histories), "diverged_windows": dropped,
+            "fine_tuned": pretrained is not None,
             "summary_frozen": bool(frozen)}
