@@ -50,9 +50,14 @@ __all__ = ["Experiments", "Results", "run_key", "filter_key", "format_uq", "form
 def filter_key(flt: Filter) -> dict:
     """What identifies a filter setting: its class and every field, hyper-parameters and the
     others (``device``, ``dtype``, ...) alike (``infl=1`` and ``infl=1.0``, ``N=10`` and
-    ``N=np.int64(10)`` are one setting; see :mod:`dafilters.identity`)."""
-    return {"class": type(flt),
-            "fields": {f.name: getattr(flt, f.name) for f in dataclasses.fields(flt)}}
+    ``N=np.int64(10)`` are one setting; see :mod:`dafilters.identity`). A trained learned filter
+    is also identified by its weights and spec: two models with the same settings but other
+    weights (fine-tuned from another, loaded from a file, trained by other code) are not one
+    setting, and the runs saved for one are not the other's."""
+    key = {"class": type(flt), "fields": {f.name: getattr(flt, f.name) for f in dataclasses.fields(flt)}}
+    if isinstance(flt, LearnedFilter) and flt.trained:
+        key |= {"nets": flt.nets, "spec": flt.spec}
+    return key
 
 
 def run_key(hmm: HMM, flt: Filter, seed: int) -> str:

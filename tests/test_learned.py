@@ -1,5 +1,6 @@
 """Training infrastructure: data sets, the training loop, fit/save/load, Experiments integration."""
 
+import copy
 import dataclasses
 from dataclasses import dataclass
 
@@ -264,3 +265,23 @@ def test_the_time_budget_is_checked_after_every_step_not_every_epoch(monkeypatch
     clock["t"], steps[:] = 0.0, []
     whole = fit_model([net], loss, (X,), config=dataclasses.replace(cfg, max_seconds=4.5))
     assert len(steps) == 5 and whole.stopped == "time limit in epoch 1 (best 1)"
+
+
+def test_saved_runs_of_a_trained_filter_are_keyed_on_its_weights(tmp_path):
+    """Two trained models with the same settings but other weights (e.g. one fine-tuned from a
+    pretrained model, one trained from scratch) used to share their run keys, so the runs saved
+    for the first were returned for the second. Now the weights are part of the key: the second
+    runs, and the first's saved runs are still found."""
+    from dafilters.experiments import run_key
+
+    a = LearnedShift(N=20, training={"n_traj": 2}).fit(HMM)
+    b = copy.deepcopy(a)
+    with torch.no_grad():
+        b.nets["corr"].bias.add_(3.0)  # a different model, the same settings
+    assert a.name == b.name and run_key(HMM, a, 1) != run_key(HMM, b, 1)
+    assert run_key(HMM, a, 1) == run_key(HMM, copy.deepcopy(a), 1)
+    ra = daf.Experiments(HMM, [a], seeds=[1], save_to=tmp_path).run(progress=False).frame()
+    rb = daf.Experiments(HMM, [b], seeds=[1], save_to=tmp_path).run(progress=False).frame()
+    assert rb["rmse.a"].iloc[0] > ra["rmse.a"].iloc[0] + 0.5  # b's own (worse) run, not a's
+    again = daf.Experiments(HMM, [a], seeds=[1], save_to=tmp_path).run(progress=False).frame()
+    assert again["rmse.a"].iloc[0] == ra["rmse.a"].iloc[0] and len(list(tmp_path.glob("*.json"))) == 2
