@@ -71,7 +71,8 @@ def model_path(models: Path, args, form: str, k: int) -> Path:
         claims = models / "mnmef-claims" / f"N{args.N}-pretrained.pt"
         if claims.exists():
             return claims
-    return models / "mnmef-truncation" / f"N{args.N}-{form}-detach{k}-{args.minutes:g}min.pt"
+    folder = "mnmef-truncation-tiny" if args.tiny else "mnmef-truncation"
+    return models / folder / f"N{args.N}-{form}-detach{k}-{args.minutes:g}min.pt"
 
 
 def paired_table(rmse: pd.DataFrame, base: str, ref: str) -> list[dict]:
