@@ -51,3 +51,26 @@ def test_processes_running_different_n_merge_their_rows(tmp_path):
     rows = json.loads((tmp_path / "rows" / "mnmef.json").read_text())
     assert [(r["N"], r["command"], r["holds"]) for r in rows] == [(10, "run B", "no"),
                                                                 (20, "run A again", "yes")]
+
+
+def test_truncation_table_pairs_each_configuration_with_the_letkf_and_the_first():
+    """benchmarks/mnmef_truncation.py: per-seed differences, their SE over the seeds both ran
+    (a diverged LETKF seed is left out of that pair only), and configurations parsed strictly."""
+    import argparse
+
+    import numpy as np
+    import pandas as pd
+    import pytest
+
+    m = load_benchmark("mnmef_truncation")
+    assert m.parse_config("reference:5") == ("reference", 5)
+    with pytest.raises(argparse.ArgumentTypeError, match="form:detach_every"):
+        m.parse_config("reference-5")
+    rmse = pd.DataFrame({"a": [1.0, 1.2, 1.1], "b": [0.9, 1.0, 1.05], "LETKF": [1.3, np.nan, 1.2]},
+                        index=[1, 2, 3])
+    rows = {r["name"]: r for r in m.paired_table(rmse, "a", "LETKF")}
+    d = np.array([-0.1, -0.2, -0.05])
+    assert rows["b"]["vs_base"] == pytest.approx(d.mean())
+    assert rows["b"]["vs_base_se"] == pytest.approx(d.std(ddof=1) / np.sqrt(3))
+    assert rows["b"]["lower_than_base_on"] == 3 and rows["a"]["vs_base"] == 0.0
+    assert rows["a"]["vs_letkf"] == pytest.approx(-0.2) and rows["LETKF"]["seeds"] == 2
