@@ -8,7 +8,8 @@ the same training budget in CPU time, and runs each on the same evaluation seeds
 tuned at that N (the claims run's study, ``mnmef_claims.tuned_letkf``). Printed: each
 configuration's rmse.a (mean over seeds and its SE), the paired difference against the tuned LETKF
 and against the first configuration, with their SE over seeds; saved to
-``<models-dir>/mnmef-truncation/results.json``.
+``<models-dir>/mnmef-truncation/results.json``. The runs are kept in ``.../runs`` (keyed on each
+model's weights), so a rerun with more configurations runs only the new ones.
 
 With the defaults the ``reference:1`` configuration is exactly the claims run's pretraining
 (``mnmef_claims.py``: N = 10, 30 CPU minutes, 128 trajectories, 128 windows a step), so its
@@ -150,7 +151,8 @@ def main(argv=None) -> None:
     letkf = tuned_letkf(args.N, args, storage)
     per_seed = {}
     for label, flt in [*filters.items(), ("LETKF", letkf)]:  # one table each: the MNMEFs share a name
-        runs = daf.Experiments(ev, [flt], seeds=args.seeds).run(progress=False, workers=args.workers).runs()
+        xps = daf.Experiments(ev, [flt], seeds=args.seeds, save_to=out / "runs")  # kept: a rerun reads them
+        runs = xps.run(progress=False, workers=args.workers).runs()
         runs = runs[np.isfinite(runs["rmse.a"])]  # "lost" runs count with their error, diverged ones not
         if label == "LETKF":
             label = runs["name"].iloc[0] if len(runs) else "LETKF tuned"
