@@ -454,4 +454,8 @@ def test_windows_whose_spin_up_blew_up_are_left_out(hmm, monkeypatch):
         train, val, dropped = learn.round_data(cycle, data, cfg, N, torch.Generator().manual_seed(0))
     assert dropped == bad and len(train[0]) + len(val[0]) == len(kept) - bad and len(val[0])
     assert all(torch.isfinite(t).all() for t in train + val)
-    assert not learn.diverged(train[2], flt.spec["scale"]).any()
+    assert not learn.diverged(train[2], train[0][:, 0], flt.spec["scale"]).any()
+    # measured from the truth: a model whose states sit far from zero is not "blown up"
+    far = torch.full((3, N, 5), 1e3)
+    assert not learn.diverged(far, torch.full((3, 5), 1e3), 1.0).any()
+    assert learn.diverged(far, torch.zeros(3, 5), 1.0).all()

@@ -168,16 +168,18 @@ def training_windows(truth: np.ndarray, yy: np.ndarray, cfg: MNMEFTraining) -> T
     return TrainingWindows(truth, yy, X, Y, itr[keep[itr]], ival[keep[ival]], per_traj)
 
 
-#: a spun-up ensemble with a value beyond this many climatological standard deviations (or not
-#: finite) comes from a run that diverged: no window starts from it (:func:`diverged`)
+#: a spun-up ensemble with a member this many climatological standard deviations from the truth
+#: (or a value not finite) comes from a run that blew up: no window starts from it
 DIVERGED = 12.0
 
 
-def diverged(E: torch.Tensor, scale: float) -> torch.Tensor:
-    """Which ensembles ``(..., N, Nx)`` have blown up: a value not finite or beyond
-    ``DIVERGED * scale`` (Lorenz-96's states stay within about 4 climatological standard
-    deviations of zero). Shape ``E.shape[:-2]``."""
-    return ~(torch.isfinite(E) & (E.abs() <= DIVERGED * scale)).all(-1).all(-1)
+def diverged(E: torch.Tensor, truth: torch.Tensor, scale: float) -> torch.Tensor:
+    """Which ensembles ``E`` ``(..., N, Nx)`` have blown up: a value not finite, or a member
+    farther than ``DIVERGED * scale`` from ``truth`` ``(..., Nx)`` in some variable (a filter that
+    merely lost track stays within a few climatological standard deviations). Shape
+    ``E.shape[:-2]``."""
+    ok = torch.isfinite(E) & ((E - truth[..., None, :]).abs() <= DIVERGED * scale)
+    return ~ok.all(-1).all(-1)
 
 
 def round_data(cycle: Cycle, data: TrainingWindows, cfg: MNMEFTraining, N: int,
@@ -198,7 +200,7 @@ def round_data(cycle: Cycle, data: TrainingWindows, cfg: MNMEFTraining, N: int,
                                 torch.as_tensor(data.yy, dtype=torch.float32), N, cfg.init_spread, gen,
                                 data.starts)  # (n_traj, n_starts, N, Nx): the windows' first times only
         E0 = ens.reshape(-1, N, Nx)  # (n_windows, N, Nx), in the order of ``windows``
-    bad = diverged(E0, cycle.scale).numpy()
+    bad = diverged(E0, X[:, 0], cycle.scale).numpy()
     itr, ival = data.train[~bad[data.train]], data.val[~bad[data.val]]
     dropped = len(data.train) + len(data.val) - len(itr) - len(ival)
     if dropped:
