@@ -38,11 +38,9 @@ import torch
 import dafilters as daf
 from dafilters.filters.mnmef.learn import Cycle, WindowLoss, model_forecast, spun_up_ensembles
 from dafilters.filters.mnmef.update import TorchObs
+from dafilters.nn.config import CLOCKS  # what a second is (``--clock``): the trainings' clocks
 from dafilters.nn.data import simulate_trajectories
 from mods.Lorenz96 import bach2025
-
-#: what a second is (``--clock``)
-CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
 
 #: name -> (MNMEF keyword arguments, training changes[, compile the forecast])
 CONFIGS = {
@@ -123,7 +121,7 @@ def main(argv=None) -> None:
     p.add_argument("--N", type=int, default=20)
     p.add_argument("--steps", type=int, default=5, help="timed training steps per configuration")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--clock", default="cpu", choices=list(CLOCKS), help="what a second is: this "
+    p.add_argument("--clock", default="cpu", choices=sorted(CLOCKS), help="what a second is: this "
                    "process's CPU time (default) or elapsed time")
     p.add_argument("--repeat", type=int, default=1, help="measure the configurations this many times, "
                    "interleaved (the machine's load varies), and report the best")

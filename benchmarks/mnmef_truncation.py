@@ -34,13 +34,16 @@ import pandas as pd
 import torch
 
 import dafilters as daf
+from dafilters.nn.config import CLOCKS
 from mods.Lorenz96 import bach2025
 
 try:
     from benchmarks.claims import this_command
+    from benchmarks.mnmef_claims import training_settings as claims_training
     from benchmarks.mnmef_claims import tuned_letkf
 except ImportError:  # run as a script from the repository root
     from claims import this_command
+    from mnmef_claims import training_settings as claims_training
     from mnmef_claims import tuned_letkf
 
 DEFAULT_CONFIGS = ["reference:1", "reference:5", "increment:5"]
@@ -56,13 +59,10 @@ def parse_config(text: str) -> tuple[str, int]:
 
 
 def training_settings(args, detach_every: int) -> dict:
-    """The training of one configuration: only ``detach_every`` differs between them (the same
-    keys and values as ``mnmef_claims.training_settings``, so the defaults find its model)."""
-    if args.tiny:
-        return dict(n_traj=1, window=6, warmup=2, stride=6, epochs=2, batch_size=8, d_model=16, heads=2,
-                    detach_every=detach_every, minutes=args.minutes)
-    return dict(n_traj=args.n_traj, batch_size=args.batch_size, detach_every=detach_every,
-                minutes=args.minutes, spinup_rounds=args.spinup_rounds, clock=args.clock)
+    """The training of one configuration: ``mnmef_claims.training_settings`` with this
+    ``detach_every`` (only that differs between configurations; the same settings as the claims
+    run's, so the defaults find its model)."""
+    return claims_training(argparse.Namespace(**{**vars(args), "detach_every": detach_every}))
 
 
 def model_path(models: Path, args, form: str, k: int) -> Path:
@@ -113,7 +113,7 @@ def main(argv=None) -> None:
                    default=[parse_config(c) for c in DEFAULT_CONFIGS], help="form:detach_every, the "
                    "first is the one the others are compared with (default: %(default)s)")
     p.add_argument("--minutes", type=float, default=30.0, help="training budget of each configuration")
-    p.add_argument("--clock", default="cpu", choices=["cpu", "wall"])
+    p.add_argument("--clock", default="cpu", choices=sorted(CLOCKS))
     p.add_argument("--n-traj", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--spinup-rounds", type=int, default=2)
