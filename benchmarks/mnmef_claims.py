@@ -54,7 +54,7 @@ def paper_text(N: int) -> str:
 
 def training_settings(args) -> dict:
     if args.tiny:
-        return dict(n_traj=1, window=6, warmup=2, stride=6, epochs=2, batch_size=8, d_model=16, heads=2,
+        return dict(n_traj=2, window=6, warmup=2, stride=6, epochs=2, batch_size=8, d_model=16, heads=2,
                     detach_every=args.detach_every, minutes=args.minutes)
     return dict(n_traj=args.n_traj, batch_size=args.batch_size, detach_every=args.detach_every,
                 minutes=args.minutes, spinup_rounds=args.spinup_rounds, clock=args.clock)
