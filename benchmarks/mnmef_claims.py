@@ -60,6 +60,15 @@ def training_settings(args) -> dict:
                 minutes=args.minutes, spinup_rounds=args.spinup_rounds, clock=args.clock)
 
 
+def trained_as(args) -> dict:
+    """How the MNMEF of a row was trained, besides the evaluation that ``setting_text`` names:
+    form, pretraining N, fine-tuning budget and every training setting. Paired figures are merged
+    and written as rows only among entries trained alike (``detach_every`` 1 and 5 share a
+    setting text)."""
+    return {"form": args.form, "pretrain_N": args.pretrain_N, "finetune_minutes": args.finetune_minutes,
+            **training_settings(args)}
+
+
 def paired(runs, N: int, mnmef_name: str, letkf_name: str) -> dict:
     """Per-seed MNMEF and LETKF rmse.a at N, their means and standard errors, and the paired
     difference with its standard error (over the seeds where both ran to the end; runs flagged
@@ -122,7 +131,8 @@ def rows_from_paired(args, models: Path, Ko: int) -> Path:
     that ran it)."""
     setting = setting_text(args, Ko)
     saved = json.loads((models / "paired.json").read_text())
-    results = [p for p in saved if p.get("setting", setting) == setting]
+    how = trained_as(args)
+    results = [p for p in saved if p.get("setting", setting) == setting and p.get("trained_as") == how]
     full_budget = min(args.minutes, args.finetune_minutes) >= FULL_MINUTES
     fallback = this_command().replace(" --from-paired", "")
     rows = [{**claims_row(p, args, Ko, full_budget), "command": p.get("command", fallback)}
@@ -134,14 +144,15 @@ def rows_from_paired(args, models: Path, Ko: int) -> Path:
 
 def add_paired(models: Path, result: dict) -> None:
     """Put the paired figures of one N into ``models/paired.json``, replacing that N's earlier
-    ones and those of other settings, keeping the other N of this setting (under a lock: several
-    processes may run different N at once)."""
+    ones and those of other settings or trainings (``trained_as``), keeping the other N of this
+    setting and training (under a lock: several processes may run different N at once)."""
     models.mkdir(parents=True, exist_ok=True)
     with open(models / "paired.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         path = models / "paired.json"
         results = json.loads(path.read_text()) if path.exists() else []
-        keep = [r for r in results if r["N"] != result["N"] and r.get("setting") == result["setting"]]
+        keep = [r for r in results if r["N"] != result["N"] and r.get("setting") == result["setting"]
+                and r.get("trained_as") == result.get("trained_as")]
         results = sorted(keep + [result], key=lambda r: r["N"])
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(results, indent=1) + "\n")
@@ -220,6 +231,7 @@ def main(argv=None) -> None:
         pr = paired(runs, N, flt.name, letkf_name)
         pr["training"] = {k: flt.training_log.get(k) for k in ("seconds", "stopped", "windows")}
         pr["command"], pr["setting"] = this_command(), setting_text(args, ev.tseq.Ko)
+        pr["trained_as"] = trained_as(args)
         print(f"N={N}: MNMEF {pr['mnmef']:.3f} ± {pr['mnmef_se']:.3f}, tuned LETKF {pr['letkf']:.3f} "
               f"± {pr['letkf_se']:.3f} ({100 * (pr['ratio'] - 1):+.1f}%); paired MNMEF - LETKF "
               f"{pr['diff']:+.3f} ± {pr['diff_se']:.3f} (SE), lower on {pr['lower_on']}/{pr['seeds']} seeds; "

@@ -33,17 +33,24 @@ def test_the_row_names_the_letkf_setting():
 
 def test_processes_running_different_n_merge_their_rows(tmp_path):
     """Each N's paired figures go into one paired.json (replacing that N's earlier ones and any
-    of another setting); the rows are written from all N of this setting, each with its command."""
+    of another setting or another training: the graph cut every 5 cycles has the same setting
+    text as every cycle, and its N = 5 must not join their rows); the rows are written from all N
+    of this setting and training, each with its command."""
     import json
     from types import SimpleNamespace
 
     m = load_benchmark("mnmef_claims")
     args = SimpleNamespace(minutes=30.0, finetune_minutes=30.0, seeds=list(range(1, 17)), tiny=False,
-                           rows_dir=str(tmp_path / "rows"))
-    setting = m.setting_text(args, 1499)
+                           rows_dir=str(tmp_path / "rows"), form="reference", pretrain_N=10, n_traj=128,
+                           batch_size=128, detach_every=1, spinup_rounds=2, clock="cpu")
+    setting, how = m.setting_text(args, 1499), m.trained_as(args)
+    every5 = SimpleNamespace(**{**vars(args), "detach_every": 5})
+    other = m.trained_as(every5)
+    assert other != how and m.setting_text(every5, 1499) == setting
     (tmp_path / "paired.json").write_text(json.dumps([{**paired(40, 1.2, 1.4), "setting": "older run"}]))
+    m.add_paired(tmp_path, {**paired(5, 1.9, 2.6), "setting": setting, "trained_as": other, "command": "d5"})
     for N, mn, cmd in [(20, 1.60, "run A"), (10, 1.70, "run B"), (20, 1.40, "run A again")]:
-        m.add_paired(tmp_path, {**paired(N, mn, 1.58), "setting": setting, "command": cmd})
+        m.add_paired(tmp_path, {**paired(N, mn, 1.58), "setting": setting, "trained_as": how, "command": cmd})
     saved = json.loads((tmp_path / "paired.json").read_text())
     assert [(p["N"], p["mnmef"], p["command"]) for p in saved] == [(10, 1.70, "run B"),
                                                                  (20, 1.40, "run A again")]
